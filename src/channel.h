@@ -1,0 +1,102 @@
+/*
+ * channel.h: the master <-> worker channel.  One socketpair(AF_UNIX,
+ * SOCK_STREAM) per worker; every frame is one msgpack map whose key "t"
+ * holds a chan_type.  Both ends send CH_HELLO with CHAN_VERSION first and
+ * drop the link on a mismatch.  A frame larger than CHAN_MAX_FRAME is a
+ * protocol error.
+ *
+ * Frame types are defined here and nowhere else.  Retired numbers stay as
+ * comments; bump CHAN_VERSION when a frame changes meaning.
+ */
+#ifndef CHANNEL_H
+#define CHANNEL_H
+
+#include <stdint.h>
+#include <msgpack.h>
+#include <event2/event.h>
+
+#include "nodetalk.h"
+
+#define CHAN_VERSION	1
+#define CHAN_MAX_FRAME	(1024 * 1024)
+
+enum chan_type {
+	/* 1xx: both directions, link control */
+	CH_HELLO = 100,		/* v, pid: first frame each way */
+	CH_QUIT = 101,		/* m->w: finish and exit 0 */
+	CH_LOGLEVEL = 102,	/* m->w: level */
+	CH_PEERS = 103,		/* m->ws: ids[], seeds[] allowed to replicate */
+
+	/* 2xx: ws worker <-> master */
+	CH_CHAT = 200,		/* ws->m: conn, from, text, cid? */
+	CH_ACK = 201,		/* m->ws: conn, msg (the stored one) */
+	CH_JOIN = 202,		/* ws->m: conn, since{} */
+	CH_HISTORY = 203,	/* m->ws: conn, msg */
+	CH_JOINED = 204,	/* m->ws: conn, count, recovered */
+	CH_PUSH = 205,		/* m->ws: msg, newly stored, for joined clients */
+	CH_PEER_HELLO = 206,	/* ws->m: conn, peer */
+	CH_PEER_CHAT = 207,	/* ws->m: conn, peer, msg */
+	CH_SEED_CHAT = 208,	/* ws->m: from, text: hello-less seed chat */
+	CH_SYNC = 209,		/* m->ws: conn, have{}: send sync on that link */
+	CH_STATUS = 210,	/* ws->m: req; m->ws: req, json (issue #4) */
+	CH_CHAT_FAIL = 211,	/* m->ws: conn, code, message */
+	CH_CLIENTS = 212,	/* ws->m: n (joined clients, for status) */
+
+	/* 3xx: peer worker <-> master */
+	CH_REPLICATE = 300,	/* m->peer: peer ("" = every peer), msg */
+	CH_SYNC_REQ = 301,	/* peer->m: peer, have{} */
+	CH_LINK = 302		/* peer->m: peer, up */
+};
+
+struct chan;
+
+/* Called for every frame after the version check; frame is a map. */
+typedef void	(*chan_frame_cb)(struct chan *, int type,
+		    const msgpack_object *frame, void *arg);
+/* Called once when the link is lost (EOF, error, bad frame); why says so. */
+typedef void	(*chan_lost_cb)(struct chan *, const char *why, void *arg);
+
+/* Frame builder: frame_begin(), then exactly nfields frame_* calls. */
+struct chan_frame {
+	msgpack_sbuffer	 sb;
+	msgpack_packer	 pk;
+};
+
+struct chan	*chan_new(struct event_base *, int fd, const char *name,
+		    chan_frame_cb, chan_lost_cb, void *arg);
+void		 chan_free(struct chan *);
+/* Send and release f.  Never blocks; output is buffered.  0 or -1. */
+int		 chan_send(struct chan *, struct chan_frame *f);
+size_t		 chan_pending(const struct chan *);
+int		 chan_fd(const struct chan *);
+
+void		 frame_begin(struct chan_frame *, enum chan_type, size_t nfields);
+void		 frame_release(struct chan_frame *);
+void		 frame_str(struct chan_frame *, const char *key, const char *);
+void		 frame_u64(struct chan_frame *, const char *key, uint64_t);
+void		 frame_i64(struct chan_frame *, const char *key, int64_t);
+void		 frame_bool(struct chan_frame *, const char *key, int);
+void		 frame_msg(struct chan_frame *, const char *key,
+		    const struct nt_msg *);
+void		 frame_have(struct chan_frame *, const char *key,
+		    const struct nt_have *);
+void		 frame_strv(struct chan_frame *, const char *key,
+		    const char **, size_t);
+
+/* Decoding helpers: NULL / -1 when the key is missing or of another type. */
+const msgpack_object *frame_get(const msgpack_object *, const char *key);
+int		 frame_get_u64(const msgpack_object *, const char *, uint64_t *);
+int		 frame_get_i64(const msgpack_object *, const char *, int64_t *);
+int		 frame_get_bool(const msgpack_object *, const char *, int *);
+/* Copies into a fresh string (caller frees). */
+char		*frame_get_str(const msgpack_object *, const char *);
+int		 frame_get_msg(const msgpack_object *, const char *,
+		    struct nt_msg *);
+int		 frame_get_have(const msgpack_object *, const char *,
+		    struct nt_have *);
+
+/* msgpack form of a message, shared with the store's log records. */
+void		 msg_pack(msgpack_packer *, const struct nt_msg *);
+int		 msg_unpack(const msgpack_object *, struct nt_msg *);
+
+#endif /* CHANNEL_H */

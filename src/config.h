@@ -1,0 +1,58 @@
+/*
+ * config.h: nodetalk.conf, parsed with libconfig into a fresh struct
+ * nt_config.  A reload parses into a new struct and swaps only when it is
+ * clean, so a broken file never half-applies.
+ */
+#ifndef CONFIG_NT_H
+#define CONFIG_NT_H
+
+#include <stdio.h>
+#include <stddef.h>
+
+enum fsync_policy {
+	FSYNC_NONE = 0,
+	FSYNC_BATCH,
+	FSYNC_ALWAYS
+};
+
+struct nt_node {
+	char	*id;
+	char	*host;		/* where peers dial it */
+	int	 port;		/* resolved: the entry's, else the global one */
+	char	*listen;	/* resolved bind address */
+	char	*data_dir;	/* resolved */
+	int	 seed;		/* runs the Python prototype */
+};
+
+struct nt_config {
+	char		*path;		/* the file it came from */
+	char		*node_id;	/* this node (after -n) */
+	struct nt_node	*nodes;
+	size_t		 nnodes;
+	struct nt_node	*self;		/* points into nodes[] */
+
+	int		 log_level;	/* enum log_level */
+	enum fsync_policy fsync;
+	int		 fsync_interval_ms;
+	int		 max_clients;
+	int		 max_message_bytes;	/* cap on a chat text */
+	int		 max_frame_bytes;	/* cap on a WebSocket message */
+};
+
+/*
+ * Parse path.  node_id, when not NULL, overrides node_id in the file (-n);
+ * port_env, when not NULL, is $NT_PORT and overrides every node's port.
+ * On failure returns NULL and sets *errors to one "file:line: message" per
+ * line (the caller frees it).
+ */
+struct nt_config *config_load(const char *path, const char *node_id,
+		    const char *port_env, char **errors);
+void		 config_free(struct nt_config *);
+void		 config_print(FILE *, const struct nt_config *);
+struct nt_node	*config_node(const struct nt_config *, const char *id);
+const char	*fsync_policy_name(enum fsync_policy);
+int		 config_nodes_equal(const struct nt_config *,
+		    const struct nt_config *);
+int		 config_has_seed(const struct nt_config *);
+
+#endif /* CONFIG_NT_H */

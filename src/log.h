@@ -1,0 +1,34 @@
+/*
+ * log.h: the daemon's log.  Info lines keep the seed's "[A] " prefix so
+ * operators can grep for the lines they know; warnings and debug lines also
+ * name the process ("ws", "peer") that wrote them.
+ */
+#ifndef LOG_H
+#define LOG_H
+
+#include <stdarg.h>
+
+enum log_level {
+	LOG_LVL_ERROR = 0,
+	LOG_LVL_WARN,
+	LOG_LVL_INFO,
+	LOG_LVL_DEBUG
+};
+
+void	log_init(const char *node_id, const char *procname);
+void	log_setproc(const char *procname);
+void	log_setnode(const char *node_id);
+void	log_setlevel(int);
+int	log_getlevel(void);
+int	log_level_parse(const char *);
+const char *log_level_name(int);
+void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	fatal(const char *, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+void	fatalx(const char *, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+
+#endif /* LOG_H */

@@ -1,0 +1,961 @@
+/*
+ * master.c: nodetalkd's master process.  It reads the config, owns the
+ * store (MESSAGES and its durable log), forks the ws and peer workers and
+ * relays between them, restarts a worker that dies, and handles every
+ * signal inside its libevent loop.
+ *
+ * A message is acknowledged, pushed and replicated only once it is durable
+ * under the fsync policy: appends collect in a pending list that a sync
+ * (group commit) releases.
+ */
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "nodetalk.h"
+#include "nodetalkd.h"
+#include "channel.h"
+#include "config.h"
+#include "log.h"
+#include "store.h"
+
+#define RESTART_MIN_MS	100
+#define RESTART_MAX_MS	5000
+#define STABLE_SECS	10	/* a worker up this long resets its backoff */
+#define STOP_GRACE_SECS	5	/* then SIGKILL */
+#define GAP_SYNC_MS	500	/* at most one gap-triggered sync per link */
+
+struct worker {
+	const char	*name;		/* "ws", "peer" */
+	worker_main_fn	 main;
+	pid_t		 pid;
+	struct chan	*ch;
+	int		 restarts;
+	int		 backoff_ms;
+	time_t		 started;
+	int		 hello;		/* channel handshake done */
+	int		 planned;	/* quit on purpose: respawn at once */
+	struct event	*respawn_ev;
+};
+
+/* A stored message waiting for its sync before anyone hears of it. */
+struct pending {
+	char		 origin[NT_ORIGIN_MAX + 1];
+	uint64_t	 seq;
+	uint64_t	 conn;		/* the ws connection to ack */
+	int		 ack;
+	int		 fresh;		/* newly stored: push it */
+	int		 replicate;	/* ours: send it to every peer */
+};
+
+struct peer_state {
+	char		 id[NT_ID_MAX + 1];
+	int		 up;
+	uint64_t	 gap_conn;
+	int64_t		 gap_ms;
+};
+
+struct master {
+	struct event_base	*base;
+	struct nt_config	*conf;
+	const char		*conf_path;
+	const char		*node_opt;
+	struct store		*store;
+	int			 listen_fd;
+	struct worker		 ws;
+	struct worker		 peer;
+	struct pending		*pend;
+	size_t			 npend;
+	struct event		*sync_ev;
+	int			 sync_armed;
+	int			 stopping;
+	int			 ready;
+	struct event		*kill_ev;
+	struct event		*sigs[5];
+	int			 clients;
+};
+
+static struct master	 M;
+
+static void	worker_start(struct worker *);
+static void	worker_quit(struct worker *);
+static void	master_frame(struct chan *, int, const msgpack_object *, void *);
+static void	master_chan_lost(struct chan *, const char *, void *);
+static void	commit_schedule(void);
+static void	commit_release(void);
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: nodetalkd [-dtvV] [-c file] [-n node-id] [-p pidfile]\n");
+	exit(2);
+}
+
+/* Channel helpers. */
+
+static void
+send_msg_frame(struct worker *w, enum chan_type type, int with_conn,
+    uint64_t conn, const char *peer, const struct nt_msg *m)
+{
+	struct chan_frame	 f;
+
+	if (w->ch == NULL || !w->hello)
+		return;
+	frame_begin(&f, type, 1 + (with_conn ? 1 : 0) + (peer ? 1 : 0));
+	if (with_conn)
+		frame_u64(&f, "conn", conn);
+	if (peer != NULL)
+		frame_str(&f, "peer", peer);
+	frame_msg(&f, "msg", m);
+	chan_send(w->ch, &f);
+}
+
+static void
+send_sync(uint64_t conn)
+{
+	struct chan_frame	 f;
+
+	if (M.ws.ch == NULL || !M.ws.hello)
+		return;
+	frame_begin(&f, CH_SYNC, 2);
+	frame_u64(&f, "conn", conn);
+	frame_have(&f, "have", store_have(M.store));
+	chan_send(M.ws.ch, &f);
+}
+
+static void
+send_fail(uint64_t conn, const char *code, const char *message)
+{
+	struct chan_frame	 f;
+
+	if (M.ws.ch == NULL)
+		return;
+	frame_begin(&f, CH_CHAT_FAIL, 3);
+	frame_u64(&f, "conn", conn);
+	frame_str(&f, "code", code);
+	frame_str(&f, "message", message);
+	chan_send(M.ws.ch, &f);
+}
+
+static void
+send_peers(void)
+{
+	const char	**ids, **seeds;
+	size_t		  i, ni = 0, ns = 0;
+	struct chan_frame f;
+
+	if (M.ws.ch == NULL)
+		return;
+	ids = xcalloc(M.conf->nnodes, sizeof(*ids));
+	seeds = xcalloc(M.conf->nnodes, sizeof(*seeds));
+	for (i = 0; i < M.conf->nnodes; i++) {
+		if (&M.conf->nodes[i] == M.conf->self)
+			continue;
+		ids[ni++] = M.conf->nodes[i].id;
+		if (M.conf->nodes[i].seed)
+			seeds[ns++] = M.conf->nodes[i].id;
+	}
+	frame_begin(&f, CH_PEERS, 2);
+	frame_strv(&f, "ids", ids, ni);
+	frame_strv(&f, "seeds", seeds, ns);
+	chan_send(M.ws.ch, &f);
+	free(ids);
+	free(seeds);
+}
+
+static void
+send_loglevel(struct worker *w)
+{
+	struct chan_frame	 f;
+
+	if (w->ch == NULL)
+		return;
+	frame_begin(&f, CH_LOGLEVEL, 1);
+	frame_u64(&f, "level", (uint64_t)M.conf->log_level);
+	chan_send(w->ch, &f);
+}
+
+/* Storing. */
+
+static void
+pending_add(const struct nt_msg *m, int ack, uint64_t conn, int fresh,
+    int replicate)
+{
+	struct pending	*p;
+
+	M.pend = xreallocarray(M.pend, M.npend + 1, sizeof(*M.pend));
+	p = &M.pend[M.npend++];
+	memset(p, 0, sizeof(*p));
+	memcpy(p->origin, m->origin, sizeof(p->origin));
+	p->seq = m->seq;
+	p->conn = conn;
+	p->ack = ack;
+	p->fresh = fresh;
+	p->replicate = replicate;
+	commit_schedule();
+}
+
+static int
+pending_has(const struct nt_msg *m)
+{
+	size_t	 i;
+
+	for (i = 0; i < M.npend; i++)
+		if (M.pend[i].fresh && M.pend[i].seq == m->seq &&
+		    strcmp(M.pend[i].origin, m->origin) == 0)
+			return (1);
+	return (0);
+}
+
+static void
+log_chat(const struct nt_msg *m)
+{
+	log_info("CHAT from %s: '%s' (total messages here: %zu)", m->from,
+	    m->text, store_count(M.store));
+}
+
+/* 1 stored, 0 already there, -2 gap, -1 write error (logged). */
+static int
+store_message(const struct nt_msg *m)
+{
+	int	 rv;
+
+	if ((rv = store_append(M.store, m)) == -1)
+		log_warn("%s: append", store_path(M.store));
+	else if (rv == 1)
+		log_chat(m);
+	return (rv);
+}
+
+static void
+on_client_chat(const msgpack_object *o)
+{
+	const struct nt_msg	*old;
+	struct nt_msg		 m;
+	uint64_t		 conn;
+
+	memset(&m, 0, sizeof(m));
+	if (frame_get_u64(o, "conn", &conn) == -1 ||
+	    (m.from = frame_get_str(o, "from")) == NULL ||
+	    (m.text = frame_get_str(o, "text")) == NULL)
+		goto out;
+	m.client_id = frame_get_str(o, "cid");
+	/* A retry after a lost ack: answer with what was stored. */
+	if (m.client_id != NULL && (old = store_lookup_client_id(M.store,
+	    M.conf->node_id, m.client_id)) != NULL) {
+		pending_add(old, 1, conn, 0, 0);
+		goto out;
+	}
+	snprintf(m.origin, sizeof(m.origin), "%s", M.conf->node_id);
+	m.seq = have_get(store_have(M.store), m.origin) + 1;
+	m.lamport = store_lamport(M.store) + 1;
+	m.ts = now_ms();
+	if (store_message(&m) == 1)
+		pending_add(&m, 1, conn, 1, 1);
+	else
+		send_fail(conn, "store_failed", "the message could not be stored");
+out:
+	msg_clear(&m);
+}
+
+static struct peer_state *
+peer_state(const char *id)
+{
+	static struct peer_state	*ps;
+	static size_t			 nps;
+	size_t				 i;
+
+	for (i = 0; i < nps; i++)
+		if (strcmp(ps[i].id, id) == 0)
+			return (&ps[i]);
+	ps = xreallocarray(ps, nps + 1, sizeof(*ps));
+	memset(&ps[nps], 0, sizeof(*ps));
+	snprintf(ps[nps].id, sizeof(ps[nps].id), "%s", id);
+	return (&ps[nps++]);
+}
+
+/*
+ * A replicated message.  A gap (its seq jumps past what we hold) is not
+ * stored: we ask that link for everything we lack instead, so the store
+ * stays gap-free per origin.
+ */
+static void
+on_peer_chat(const msgpack_object *o)
+{
+	struct peer_state	*ps;
+	struct nt_msg		 m;
+	char			*peer;
+	uint64_t		 conn;
+	int			 rv;
+
+	peer = frame_get_str(o, "peer");
+	if (peer == NULL || frame_get_u64(o, "conn", &conn) == -1 ||
+	    frame_get_msg(o, "msg", &m) == -1) {
+		log_warnx("bad CH_PEER_CHAT frame from ws worker");
+		free(peer);
+		return;
+	}
+	rv = store_message(&m);
+	if (rv == 1)
+		pending_add(&m, 0, 0, 1, 0);
+	else if (rv == -2) {
+		ps = peer_state(peer);
+		if (ps->gap_conn != conn || now_ms() - ps->gap_ms > GAP_SYNC_MS) {
+			log_info("Gap from %s at %s-%llu; asking for catch-up",
+			    peer, m.origin, (unsigned long long)m.seq);
+			ps->gap_conn = conn;
+			ps->gap_ms = now_ms();
+			send_sync(conn);
+		}
+	}
+	msg_clear(&m);
+	free(peer);
+}
+
+/* A seed node's chat: no identity, so it gets a local-only one. */
+static void
+on_seed_chat(const msgpack_object *o)
+{
+	struct nt_msg	 m;
+
+	memset(&m, 0, sizeof(m));
+	if ((m.from = frame_get_str(o, "from")) == NULL ||
+	    (m.text = frame_get_str(o, "text")) == NULL) {
+		msg_clear(&m);
+		return;
+	}
+	snprintf(m.origin, sizeof(m.origin), "%s/seed", M.conf->node_id);
+	m.seq = have_get(store_have(M.store), m.origin) + 1;
+	m.lamport = store_lamport(M.store) + 1;
+	m.ts = now_ms();
+	if (store_message(&m) == 1)
+		pending_add(&m, 0, 0, 1, 0);
+	msg_clear(&m);
+}
+
+/* Recovered: we hold at least what the client says it saw, everywhere. */
+static int
+join_recovered(const struct nt_have *since)
+{
+	size_t	 i;
+
+	for (i = 0; i < since->n; i++)
+		if (since->v[i].seq > have_get(store_have(M.store),
+		    since->v[i].origin))
+			return (0);
+	return (1);
+}
+
+static void
+on_join(const msgpack_object *o)
+{
+	const struct nt_msg	*m;
+	struct nt_have		 since;
+	struct chan_frame	 f;
+	uint64_t		 conn, count = 0;
+	size_t			 i;
+
+	if (frame_get_u64(o, "conn", &conn) == -1)
+		return;
+	if (frame_get_have(o, "since", &since) == -1)
+		memset(&since, 0, sizeof(since));
+	for (i = 0; i < store_count(M.store); i++) {
+		m = store_at(M.store, i);
+		if (m->seq <= have_get(&since, m->origin) || pending_has(m))
+			continue;
+		send_msg_frame(&M.ws, CH_HISTORY, 1, conn, NULL, m);
+		count++;
+	}
+	frame_begin(&f, CH_JOINED, 3);
+	frame_u64(&f, "conn", conn);
+	frame_u64(&f, "count", count);
+	frame_bool(&f, "recovered", join_recovered(&since));
+	chan_send(M.ws.ch, &f);
+	have_clear(&since);
+}
+
+static void
+on_peer_hello(const msgpack_object *o)
+{
+	struct nt_node	*node;
+	char		*peer;
+	uint64_t	 conn;
+
+	peer = frame_get_str(o, "peer");
+	if (peer == NULL || frame_get_u64(o, "conn", &conn) == -1) {
+		free(peer);
+		return;
+	}
+	log_info("Received hello from %s", peer);
+	/* A seed node would not understand a sync. */
+	if ((node = config_node(M.conf, peer)) != NULL && !node->seed)
+		send_sync(conn);
+	free(peer);
+}
+
+/* A peer told our peer worker what it holds: send it what it lacks. */
+static void
+on_sync_request(const msgpack_object *o)
+{
+	struct nt_have	 have;
+	char		*peer;
+	size_t		 i, n = 0;
+
+	peer = frame_get_str(o, "peer");
+	if (peer == NULL || frame_get_have(o, "have", &have) == -1) {
+		free(peer);
+		return;
+	}
+	for (i = store_next_missing(M.store, &have, 0);
+	    i < store_count(M.store);
+	    i = store_next_missing(M.store, &have, i + 1)) {
+		if (pending_has(store_at(M.store, i)))
+			continue;
+		send_msg_frame(&M.peer, CH_REPLICATE, 0, 0, peer,
+		    store_at(M.store, i));
+		n++;
+	}
+	if (n > 0)
+		log_info("Catch-up: sending %zu messages to %s", n, peer);
+	have_clear(&have);
+	free(peer);
+}
+
+static void
+on_link(const msgpack_object *o)
+{
+	char	*peer;
+	int	 up;
+
+	if ((peer = frame_get_str(o, "peer")) == NULL)
+		return;
+	if (frame_get_bool(o, "up", &up) == 0)
+		peer_state(peer)->up = up;
+	free(peer);
+}
+
+/* Group commit: one fsync covers every append made since the last one. */
+
+static void
+commit_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	M.sync_armed = 0;
+	commit_release();
+}
+
+static void
+commit_schedule(void)
+{
+	struct timeval	 tv = { 0, 0 };
+
+	if (M.sync_armed)
+		return;
+	M.sync_armed = 1;
+	if (M.conf->fsync == FSYNC_BATCH && store_dirty(M.store)) {
+		tv.tv_sec = M.conf->fsync_interval_ms / 1000;
+		tv.tv_usec = (M.conf->fsync_interval_ms % 1000) * 1000;
+	}
+	evtimer_add(M.sync_ev, &tv);
+}
+
+static void
+commit_release(void)
+{
+	const struct nt_msg	*m;
+	struct pending		*p;
+	size_t			 i, n;
+
+	/*
+	 * After a failed fsync the kernel may have dropped the dirty pages,
+	 * so a retry could "succeed" over lost data: nothing unacknowledged
+	 * may be acknowledged now, and the safe answer is to stop.
+	 */
+	if (M.conf->fsync != FSYNC_NONE && store_sync(M.store) == -1)
+		fatal("%s: fsync", store_path(M.store));
+	n = M.npend;
+	for (i = 0; i < n; i++) {
+		p = &M.pend[i];
+		if ((m = store_lookup(M.store, p->origin, p->seq)) == NULL)
+			continue;
+		if (p->ack)
+			send_msg_frame(&M.ws, CH_ACK, 1, p->conn, NULL, m);
+		if (p->fresh)
+			send_msg_frame(&M.ws, CH_PUSH, 0, 0, NULL, m);
+		if (p->replicate)
+			send_msg_frame(&M.peer, CH_REPLICATE, 0, 0, "", m);
+	}
+	free(M.pend);
+	M.pend = NULL;
+	M.npend = 0;
+}
+
+/* Workers. */
+
+static void
+log_ready(void)
+{
+	char	 buf[1024];
+	size_t	 i, len = 0;
+
+	for (i = 0; i < M.conf->nnodes; i++) {
+		if (&M.conf->nodes[i] == M.conf->self)
+			continue;
+		len += snprintf(buf + len, sizeof(buf) - len, "%s'%s'",
+		    len == 0 ? "" : ", ", M.conf->nodes[i].id);
+		if (len >= sizeof(buf))
+			break;
+	}
+	buf[len < sizeof(buf) ? len : sizeof(buf) - 1] = '\0';
+	log_info("Ready. Peers: [%s]", buf);
+}
+
+static void
+worker_hello(struct worker *w)
+{
+	w->hello = 1;
+	if (w == &M.ws)
+		send_peers();
+	if (!M.ready && M.ws.hello && M.peer.hello) {
+		M.ready = 1;
+		log_ready();
+	}
+}
+
+static void
+master_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
+{
+	struct worker	*w = arg;
+	uint64_t	 n;
+
+	switch (type) {
+	case CH_HELLO:
+		worker_hello(w);
+		return;
+	case CH_CHAT:
+		on_client_chat(o);
+		return;
+	case CH_JOIN:
+		on_join(o);
+		return;
+	case CH_PEER_HELLO:
+		on_peer_hello(o);
+		return;
+	case CH_PEER_CHAT:
+		on_peer_chat(o);
+		return;
+	case CH_SEED_CHAT:
+		on_seed_chat(o);
+		return;
+	case CH_CLIENTS:
+		if (frame_get_u64(o, "n", &n) == 0)
+			M.clients = (int)n;
+		return;
+	case CH_SYNC_REQ:
+		on_sync_request(o);
+		return;
+	case CH_LINK:
+		on_link(o);
+		return;
+	}
+	/* A worker speaking out of turn is broken: restart it. */
+	log_warnx("unexpected frame %d from %s worker; restarting it", type,
+	    w->name);
+	if (w->pid > 0)
+		kill(w->pid, SIGKILL);
+}
+
+static void
+master_chan_lost(struct chan *ch, const char *why, void *arg)
+{
+	struct worker	*w = arg;
+
+	if (!M.stopping && !w->planned)
+		log_warnx("lost the channel to the %s worker: %s", w->name, why);
+	chan_free(w->ch);
+	w->ch = NULL;
+	w->hello = 0;
+	/* Without its channel a worker is useless; SIGCHLD will follow. */
+	if (w->pid > 0)
+		kill(w->pid, SIGTERM);
+}
+
+static void
+worker_start(struct worker *w)
+{
+	struct worker_args	 wa;
+	int			 fd;
+
+	wa.conf = M.conf;
+	wa.listen_fd = (w == &M.ws) ? M.listen_fd : -1;
+	wa.chan_fd = -1;
+	w->pid = proc_spawn(w->name, w->main, &wa, &fd);
+	w->started = time(NULL);
+	w->planned = 0;
+	w->hello = 0;
+	w->ch = chan_new(M.base, fd, w->name, master_frame, master_chan_lost, w);
+	log_info("%s worker started (pid %ld)", w->name, (long)w->pid);
+	send_loglevel(w);
+}
+
+static void
+worker_quit(struct worker *w)
+{
+	struct chan_frame	 f;
+
+	if (w->ch == NULL)
+		return;
+	frame_begin(&f, CH_QUIT, 0);
+	chan_send(w->ch, &f);
+}
+
+static void
+respawn_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	worker_start(arg);
+}
+
+static void
+worker_schedule_respawn(struct worker *w)
+{
+	struct timeval	 tv;
+	int		 ms;
+
+	if (w->planned)
+		ms = 0;
+	else {
+		if (time(NULL) - w->started >= STABLE_SECS)
+			w->backoff_ms = RESTART_MIN_MS;
+		ms = w->backoff_ms;
+		w->backoff_ms *= 2;
+		if (w->backoff_ms > RESTART_MAX_MS)
+			w->backoff_ms = RESTART_MAX_MS;
+		w->restarts++;
+	}
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	if (!w->planned)
+		log_info("restarting %s worker in %d ms", w->name, ms);
+	evtimer_add(w->respawn_ev, &tv);
+}
+
+static void
+worker_died(struct worker *w, int status)
+{
+	char	 how[64];
+	size_t	 i;
+
+	proc_describe_status(status, how, sizeof(how));
+	if (!M.stopping && !w->planned)
+		log_warnx("%s worker (pid %ld) %s", w->name, (long)w->pid, how);
+	w->pid = -1;
+	if (w->ch != NULL) {
+		chan_free(w->ch);
+		w->ch = NULL;
+	}
+	w->hello = 0;
+	if (w == &M.ws)	/* its connections are gone: nobody to ack */
+		for (i = 0; i < M.npend; i++)
+			M.pend[i].ack = 0;
+	if (M.stopping) {
+		if (M.ws.pid == -1 && M.peer.pid == -1)
+			event_base_loopbreak(M.base);
+		return;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == NT_EXIT_FATAL)
+		fatalx("%s worker cannot run; stopping", w->name);
+	worker_schedule_respawn(w);
+}
+
+static void
+reap_children(void)
+{
+	pid_t	 pid;
+	int	 status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == M.ws.pid)
+			worker_died(&M.ws, status);
+		else if (pid == M.peer.pid)
+			worker_died(&M.peer, status);
+	}
+}
+
+/* Signals. */
+
+static void
+kill_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	log_warnx("workers did not stop in %d s; killing them",
+	    STOP_GRACE_SECS);
+	if (M.ws.pid > 0)
+		kill(M.ws.pid, SIGKILL);
+	if (M.peer.pid > 0)
+		kill(M.peer.pid, SIGKILL);
+}
+
+static void
+master_stop(int sig)
+{
+	struct timeval	 tv = { STOP_GRACE_SECS, 0 };
+
+	if (M.stopping) {
+		kill_cb(-1, 0, NULL);
+		return;
+	}
+	log_info("Shutting down (%s)", strsignal(sig));
+	M.stopping = 1;
+	/* Everything stored is made durable and acknowledged first. */
+	commit_release();
+	worker_quit(&M.ws);
+	worker_quit(&M.peer);
+	evtimer_add(M.kill_ev, &tv);
+	if (M.ws.pid == -1 && M.peer.pid == -1)
+		event_base_loopbreak(M.base);
+}
+
+static void
+log_errors(const char *what, char *errors)
+{
+	char	*line, *save = NULL;
+
+	for (line = strtok_r(errors, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save))
+		log_warnx("%s: %s", what, line);
+}
+
+/* Restart-only settings are reported, never silently dropped. */
+static int
+reload_check(struct nt_config *nc, int *new_listen)
+{
+	struct nt_node	*o = M.conf->self, *n = nc->self;
+	char		*cause = NULL;
+	int		 fd;
+
+	if (strcmp(nc->node_id, M.conf->node_id) != 0) {
+		log_warnx("reload refused: node_id cannot change from %s to %s "
+		    "without a restart", M.conf->node_id, nc->node_id);
+		return (-1);
+	}
+	if (strcmp(o->data_dir, n->data_dir) != 0)
+		log_warnx("data_dir changed to %s: takes effect at the next "
+		    "restart; still using %s", n->data_dir, o->data_dir);
+	*new_listen = -1;
+	if (o->port == n->port && strcmp(o->listen, n->listen) == 0)
+		return (0);
+	if ((fd = proc_listen(n->listen, n->port, &cause)) == -1) {
+		log_warnx("reload refused: %s", cause);
+		free(cause);
+		return (-1);
+	}
+	*new_listen = fd;
+	return (0);
+}
+
+static void
+master_reload(void)
+{
+	struct nt_config	*nc, *old = M.conf;
+	char			*errors = NULL;
+	int			 new_listen, peers_changed;
+
+	nc = config_load(M.conf_path, M.node_opt, getenv("NT_PORT"), &errors);
+	if (nc == NULL) {
+		log_errors("reload refused", errors);
+		log_warnx("keeping the running configuration");
+		free(errors);
+		return;
+	}
+	if (reload_check(nc, &new_listen) == -1) {
+		config_free(nc);
+		return;
+	}
+	/* The running store keeps its data_dir until a restart. */
+	free(nc->self->data_dir);
+	nc->self->data_dir = xstrdup(old->self->data_dir);
+	peers_changed = !config_nodes_equal(old, nc);
+	M.conf = nc;
+	log_setlevel(nc->log_level);
+	send_loglevel(&M.ws);
+	send_loglevel(&M.peer);
+	if (new_listen != -1) {
+		close(M.listen_fd);
+		M.listen_fd = new_listen;
+		log_info("listen address changed: restarting the ws worker");
+		M.ws.planned = 1;
+		worker_quit(&M.ws);
+	} else if (peers_changed)
+		send_peers();
+	if (peers_changed) {
+		log_info("peers changed: restarting the peer worker");
+		M.peer.planned = 1;
+		worker_quit(&M.peer);
+	}
+	config_free(old);
+	log_info("reloaded configuration from %s", M.conf_path);
+}
+
+static void
+signal_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		master_stop(sig);
+		break;
+	case SIGHUP:
+		if (!M.stopping)
+			master_reload();
+		break;
+	case SIGCHLD:
+		reap_children();
+		break;
+	case SIGUSR1:
+		log_info("SIGUSR1: nothing to reopen, logging to stderr");
+		break;
+	}
+}
+
+static void
+master_signals(void)
+{
+	const int	 sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1 };
+	size_t		 i;
+
+	signal(SIGPIPE, SIG_IGN);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		M.sigs[i] = evsignal_new(M.base, sigs[i], signal_cb, NULL);
+		if (M.sigs[i] == NULL || evsignal_add(M.sigs[i], NULL) == -1)
+			fatalx("evsignal_add");
+	}
+}
+
+static struct nt_config *
+load_or_die(const char *path, const char *node, int test)
+{
+	struct nt_config	*conf;
+	char			*errors = NULL;
+
+	conf = config_load(path, node, getenv("NT_PORT"), &errors);
+	if (conf == NULL) {
+		fprintf(stderr, "%s\n", errors);
+		if (test)
+			fprintf(stderr, "nodetalkd: configuration file %s "
+			    "test failed\n", path);
+		free(errors);
+		exit(1);
+	}
+	return (conf);
+}
+
+static void
+worker_init(struct worker *w, const char *name, worker_main_fn fn)
+{
+	w->name = name;
+	w->main = fn;
+	w->pid = -1;
+	w->backoff_ms = RESTART_MIN_MS;
+	w->respawn_ev = evtimer_new(M.base, respawn_cb, w);
+}
+
+static void
+master_run(void)
+{
+	char	*cause = NULL;
+
+	M.listen_fd = proc_listen(M.conf->self->listen, M.conf->self->port,
+	    &cause);
+	if (M.listen_fd == -1)
+		fatalx("%s", cause);
+	M.store = store_open(M.conf->self->data_dir, M.conf->fsync, &cause);
+	if (M.store == NULL)
+		fatalx("%s", cause);
+	if ((M.base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	M.sync_ev = evtimer_new(M.base, commit_cb, NULL);
+	M.kill_ev = evtimer_new(M.base, kill_cb, NULL);
+	master_signals();
+	worker_init(&M.ws, "ws", ws_worker_main);
+	worker_init(&M.peer, "peer", peer_worker_main);
+	worker_start(&M.ws);
+	worker_start(&M.peer);
+	event_base_dispatch(M.base);
+	store_sync(M.store);
+	store_close(M.store);
+	log_info("Stopped");
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "node-id", required_argument, NULL, 'n' },
+		{ "daemon", no_argument, NULL, 'd' },
+		{ "test", no_argument, NULL, 't' },
+		{ "pidfile", required_argument, NULL, 'p' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char	*path = NT_DEFAULT_CONF, *node = NULL;
+	int		 ch, test = 0, verbose = 0, daemonize = 0;
+
+	log_init(NULL, "nodetalkd");
+	while ((ch = getopt_long(argc, argv, "c:n:dtp:vVh", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'n':
+			node = optarg;
+			break;
+		case 'd':
+			daemonize = 1;
+			break;
+		case 't':
+			test = 1;
+			break;
+		case 'p':
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'V':
+			printf("nodetalkd %s\n", PACKAGE_VERSION);
+			return (0);
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	M.conf = load_or_die(path, node, test);
+	M.conf_path = path;
+	M.node_opt = node;
+	if (test) {
+		if (verbose)
+			config_print(stdout, M.conf);
+		fprintf(stderr, "nodetalkd: configuration file %s test is "
+		    "successful\n", path);
+		return (0);
+	}
+	log_setnode(M.conf->node_id);
+	log_setproc("master");
+	log_setlevel(verbose ? LOG_LVL_DEBUG : M.conf->log_level);
+	if (daemonize && daemon(1, 0) == -1)
+		fatal("daemon");
+	master_run();
+	return (0);
+}

@@ -1,0 +1,204 @@
+/*
+ * msg.c: chat messages, their identity and order, have vectors, and the
+ * small validity checks every process shares.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "nodetalk.h"
+
+struct nt_msg *
+msg_new(void)
+{
+	return (xcalloc(1, sizeof(struct nt_msg)));
+}
+
+struct nt_msg *
+msg_dup(const struct nt_msg *m)
+{
+	struct nt_msg	*d;
+
+	d = msg_new();
+	memcpy(d->origin, m->origin, sizeof(d->origin));
+	d->seq = m->seq;
+	d->lamport = m->lamport;
+	d->ts = m->ts;
+	d->from = xstrdup(m->from != NULL ? m->from : "");
+	d->text = xstrdup(m->text != NULL ? m->text : "");
+	d->client_id = m->client_id != NULL ? xstrdup(m->client_id) : NULL;
+	return (d);
+}
+
+/* Free what the message owns, leaving an empty message. */
+void
+msg_clear(struct nt_msg *m)
+{
+	free(m->from);
+	free(m->text);
+	free(m->client_id);
+	memset(m, 0, sizeof(*m));
+}
+
+void
+msg_free(struct nt_msg *m)
+{
+	if (m == NULL)
+		return;
+	msg_clear(m);
+	free(m);
+}
+
+/* "A-17": the id clients see in ack and chat frames. */
+void
+msg_idstr(const struct nt_msg *m, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s-%llu", m->origin, (unsigned long long)m->seq);
+}
+
+/* The cluster order: (lamport, origin); seq breaks no ties it need not. */
+int
+msg_cmp_order(const struct nt_msg *a, const struct nt_msg *b)
+{
+	int	 c;
+
+	if (a->lamport != b->lamport)
+		return (a->lamport < b->lamport ? -1 : 1);
+	if ((c = strcmp(a->origin, b->origin)) != 0)
+		return (c);
+	if (a->seq != b->seq)
+		return (a->seq < b->seq ? -1 : 1);
+	return (0);
+}
+
+/*
+ * Messages a seed node handed us without an identity get origin "A/seed":
+ * a '/' never appears in a node id, so these never collide with cluster
+ * identities, and they are never offered to other nodes.
+ */
+int
+origin_is_local_only(const char *origin)
+{
+	return (strchr(origin, '/') != NULL);
+}
+
+uint64_t
+have_get(const struct nt_have *h, const char *origin)
+{
+	size_t	 i;
+
+	for (i = 0; i < h->n; i++)
+		if (strcmp(h->v[i].origin, origin) == 0)
+			return (h->v[i].seq);
+	return (0);
+}
+
+void
+have_set(struct nt_have *h, const char *origin, uint64_t seq)
+{
+	size_t	 i;
+
+	for (i = 0; i < h->n; i++) {
+		if (strcmp(h->v[i].origin, origin) == 0) {
+			h->v[i].seq = seq;
+			return;
+		}
+	}
+	h->v = xreallocarray(h->v, h->n + 1, sizeof(*h->v));
+	snprintf(h->v[h->n].origin, sizeof(h->v[h->n].origin), "%s", origin);
+	h->v[h->n].seq = seq;
+	h->n++;
+}
+
+void
+have_clear(struct nt_have *h)
+{
+	free(h->v);
+	h->v = NULL;
+	h->n = 0;
+}
+
+void
+have_copy(struct nt_have *dst, const struct nt_have *src)
+{
+	have_clear(dst);
+	if (src->n == 0)
+		return;
+	dst->v = xreallocarray(NULL, src->n, sizeof(*dst->v));
+	memcpy(dst->v, src->v, src->n * sizeof(*dst->v));
+	dst->n = src->n;
+}
+
+int64_t
+now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/* Node ids appear in log lines, message ids and file names: keep them plain. */
+int
+valid_node_id(const char *id)
+{
+	size_t	 i, len;
+
+	len = strlen(id);
+	if (len == 0 || len > NT_ID_MAX)
+		return (0);
+	for (i = 0; i < len; i++) {
+		if (!((id[i] >= 'a' && id[i] <= 'z') ||
+		    (id[i] >= 'A' && id[i] <= 'Z') ||
+		    (id[i] >= '0' && id[i] <= '9') ||
+		    id[i] == '_' || id[i] == '-'))
+			return (0);
+	}
+	return (1);
+}
+
+/* Length of the sequence a lead byte starts, 0 when it cannot start one. */
+static int
+utf8_seqlen(unsigned char c)
+{
+	if (c < 0x80)
+		return (1);
+	if (c >= 0xc2 && c <= 0xdf)
+		return (2);
+	if (c >= 0xe0 && c <= 0xef)
+		return (3);
+	if (c >= 0xf0 && c <= 0xf4)
+		return (4);
+	return (0);
+}
+
+/*
+ * RFC 3629 validity, as RFC 6455 requires of text frames: no overlongs, no
+ * surrogates, nothing past U+10FFFF.
+ */
+int
+utf8_valid(const char *buf, size_t len)
+{
+	const unsigned char	*s = (const unsigned char *)buf;
+	size_t			 i = 0;
+	int			 n, k;
+
+	while (i < len) {
+		if ((n = utf8_seqlen(s[i])) == 0 || i + n > len)
+			return (0);
+		for (k = 1; k < n; k++)
+			if ((s[i + k] & 0xc0) != 0x80)
+				return (0);
+		if (n == 3 && s[i] == 0xe0 && s[i + 1] < 0xa0)
+			return (0);	/* overlong */
+		if (n == 3 && s[i] == 0xed && s[i + 1] >= 0xa0)
+			return (0);	/* surrogate */
+		if (n == 4 && s[i] == 0xf0 && s[i + 1] < 0x90)
+			return (0);	/* overlong */
+		if (n == 4 && s[i] == 0xf4 && s[i + 1] >= 0x90)
+			return (0);	/* > U+10FFFF */
+		i += n;
+	}
+	return (1);
+}

@@ -1,0 +1,40 @@
+/*
+ * nodetalkd.h: what the daemon's processes share: the worker entry points,
+ * the spawn helper and the exit codes the master acts on.
+ */
+#ifndef NODETALKD_H
+#define NODETALKD_H
+
+#include <sys/types.h>
+#include <event2/event.h>
+
+#include "config.h"
+
+/*
+ * A worker exits with NT_EXIT_FATAL when restarting it cannot help (its
+ * listener is unusable, say): the master then stops instead of looping.
+ */
+#define NT_EXIT_FATAL	3
+
+/* What a worker is started with: the config and its end of the channel. */
+struct worker_args {
+	struct nt_config	*conf;
+	int			 chan_fd;
+	int			 listen_fd;	/* ws worker only, else -1 */
+};
+
+typedef void	(*worker_main_fn)(struct worker_args *);
+
+/* proc.c */
+pid_t	proc_spawn(const char *procname, worker_main_fn, struct worker_args *,
+	    int *chan_fd);
+int	proc_listen(const char *addr, int port, char **cause);
+void	proc_describe_status(int status, char *buf, size_t len);
+
+/* ws_worker.c */
+void	ws_worker_main(struct worker_args *) __attribute__((noreturn));
+
+/* peer_worker.c */
+void	peer_worker_main(struct worker_args *) __attribute__((noreturn));
+
+#endif /* NODETALKD_H */

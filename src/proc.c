@@ -1,0 +1,137 @@
+/*
+ * proc.c: starting workers and the listening socket.  The master binds the
+ * node's port itself, so a port in use is reported at start-up with a clear
+ * line, and the ws worker inherits the socket across fork.
+ */
+#include <sys/types.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <netinet/in.h>
+#include <netdb.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nodetalk.h"
+#include "nodetalkd.h"
+#include "log.h"
+
+/*
+ * The worker must not run the master's libevent signal handlers (they
+ * would wake the master's loop through a shared socketpair): signals are
+ * blocked across fork and the child resets them before unblocking.
+ * SIGINT from a terminal hits the whole process group, so workers ignore
+ * it and wait for the master's orderly CH_QUIT.
+ */
+static void
+proc_child_signals(void)
+{
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+}
+
+/*
+ * A worker keeps only its own channel and, for the ws worker, the listening
+ * socket.  Anything else it inherited (the store's log and its lock, the
+ * master's end of the other worker's channel, libevent's descriptors) would
+ * keep those open after the master is gone, so a worker could never notice
+ * it is orphaned, and a restarted master would find its data_dir in use.
+ */
+static void
+proc_close_inherited(int keep1, int keep2)
+{
+	struct rlimit	 rl;
+	int		 fd, max = 1024;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		max = (int)rl.rlim_cur;
+	for (fd = STDERR_FILENO + 1; fd < max; fd++)
+		if (fd != keep1 && fd != keep2)
+			close(fd);
+}
+
+pid_t
+proc_spawn(const char *procname, worker_main_fn fn, struct worker_args *wa,
+    int *chan_fd)
+{
+	sigset_t	 all, old;
+	int		 sv[2];
+	pid_t		 pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
+		fatal("socketpair");
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	switch (pid = fork()) {
+	case -1:
+		fatal("fork");
+	case 0:
+		proc_close_inherited(sv[1], wa->listen_fd);
+		proc_child_signals();
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		log_setproc(procname);
+		wa->chan_fd = sv[1];
+		fn(wa);
+		/* NOTREACHED */
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	close(sv[1]);
+	*chan_fd = sv[0];
+	return (pid);
+}
+
+int
+proc_listen(const char *addr, int port, char **cause)
+{
+	struct addrinfo	 hints, *res;
+	char		 service[16];
+	int		 fd, on = 1, e;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(service, sizeof(service), "%d", port);
+	if ((e = getaddrinfo(addr, service, &hints, &res)) != 0) {
+		xasprintf(cause, "cannot listen on %s port %d: %s", addr,
+		    port, gai_strerror(e));
+		return (-1);
+	}
+	fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK,
+	    res->ai_protocol);
+	if (fd == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
+	    listen(fd, 128) == -1) {
+		xasprintf(cause, "cannot listen on %s port %d: %s", addr,
+		    port, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return (fd);
+}
+
+void
+proc_describe_status(int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exited with status %d",
+		    WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d", WTERMSIG(status));
+	else
+		snprintf(buf, len, "stopped (status %d)", status);
+}

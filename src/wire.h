@@ -1,0 +1,60 @@
+/*
+ * wire.h: the JSON frames on the WebSocket (DESIGN section 5), parsed and
+ * built with cJSON.  Parsing validates everything a client or peer can get
+ * wrong, so the workers only ever see well-formed requests.
+ */
+#ifndef WIRE_H
+#define WIRE_H
+
+#include <stddef.h>
+#include "nodetalk.h"
+
+enum wire_type {
+	WIRE_CHAT = 1,		/* client chat, or replicated when .replicated */
+	WIRE_JOIN,
+	WIRE_HELLO,
+	WIRE_SYNC,
+	WIRE_ACK,
+	WIRE_ERROR,
+	WIRE_JOINED
+};
+
+struct wire_in {
+	enum wire_type	 type;
+	int		 replicated;
+	struct nt_msg	 msg;		/* chat: from, text, client_id; when
+					   replicated also origin/seq/...;
+					   ack: the stored identity */
+	int		 has_identity;	/* origin and seq were present */
+	char		*from;		/* join/hello/sync: who */
+	char		*to;		/* hello */
+	struct nt_have	 have;		/* sync: have; join: since */
+	int		 has_since;
+	char		*code;		/* error */
+	char		*message;	/* error */
+	int		 recovered;	/* joined */
+	uint64_t	 count;		/* joined */
+	char		*node;		/* joined */
+};
+
+/*
+ * Parse one text frame.  Returns 0, or -1 with *code set to a static error
+ * code ("bad_json", "bad_type", "missing_field", "bad_field", "too_long")
+ * and *why (caller frees) to a sentence for the error frame.
+ */
+int	 wire_parse(const char *, size_t, size_t max_text, struct wire_in *,
+	    const char **code, char **why);
+void	 wire_in_clear(struct wire_in *);
+
+/* Builders: a fresh JSON string (caller frees). */
+char	*wire_chat(const struct nt_msg *, int replicated);
+char	*wire_client_chat(const char *from, const char *text,
+	    const char *client_id);
+char	*wire_ack(const struct nt_msg *);
+char	*wire_error(const char *code, const char *message);
+char	*wire_hello(const char *from, const char *to);
+char	*wire_sync(const char *from, const struct nt_have *);
+char	*wire_join(const char *from, const struct nt_have *since);
+char	*wire_joined(const char *node, uint64_t count, int recovered);
+
+#endif /* WIRE_H */

@@ -1,0 +1,660 @@
+/*
+ * ws_worker.c: the node's only listener.  It speaks HTTP/1.1 on the port,
+ * upgrades clients and peers' inbound links to WebSocket, checks every
+ * frame (wire.c) and relays what is valid to the master, which owns the
+ * store.  It keeps no messages of its own, so a restart loses nothing.
+ */
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "nodetalk.h"
+#include "nodetalkd.h"
+#include "channel.h"
+#include "config.h"
+#include "log.h"
+#include "wire.h"
+#include "ws.h"
+
+#define HTTP_TIMEOUT_SECS	10
+#define SLOW_CLIENT_BYTES	(16 * 1024 * 1024)
+#define QUIT_GRACE_MS		1500
+
+enum conn_kind {
+	CONN_HTTP,		/* reading a request head */
+	CONN_CLIENT,		/* WebSocket, not (yet) a peer */
+	CONN_PEER		/* WebSocket, said hello as a configured node */
+};
+
+struct conn {
+	uint64_t		 id;
+	enum conn_kind		 kind;
+	struct bufferevent	*bev;		/* while HTTP */
+	struct ws_conn		*ws;		/* once upgraded */
+	int			 joined;	/* gets pushed messages */
+	int			 closing;	/* close sent: send nothing */
+	char			 peer[NT_ID_MAX + 1];
+	TAILQ_ENTRY(conn)	 entry;
+};
+
+static struct {
+	struct event_base	*base;
+	struct nt_config	*conf;
+	struct chan		*ch;
+	struct evconnlistener	*listener;
+	TAILQ_HEAD(, conn)	 conns;
+	size_t			 nconns;
+	uint64_t		 next_id;
+	char			**peers;	/* configured node ids */
+	size_t			 npeers;
+	int			 seeds;		/* any seed peer configured */
+	int			 quitting;
+	int			 clients_sent;
+} W;
+
+static void	conn_free(struct conn *);
+static void	conn_send(struct conn *, char *json);
+
+static struct conn *
+conn_find(uint64_t id)
+{
+	struct conn	*c;
+
+	TAILQ_FOREACH(c, &W.conns, entry)
+		if (c->id == id)
+			return (c);
+	return (NULL);
+}
+
+static int
+is_peer_id(const char *id)
+{
+	size_t	 i;
+
+	for (i = 0; i < W.npeers; i++)
+		if (strcmp(W.peers[i], id) == 0)
+			return (1);
+	return (0);
+}
+
+static void
+peers_set(char **ids, size_t n, int seeds)
+{
+	size_t	 i;
+
+	for (i = 0; i < W.npeers; i++)
+		free(W.peers[i]);
+	free(W.peers);
+	W.peers = ids;
+	W.npeers = n;
+	W.seeds = seeds;
+}
+
+static void
+peers_from_config(void)
+{
+	char	**ids;
+	size_t	  i, n = 0;
+	int	  seeds = 0;
+
+	ids = xcalloc(W.conf->nnodes, sizeof(*ids));
+	for (i = 0; i < W.conf->nnodes; i++) {
+		if (&W.conf->nodes[i] == W.conf->self)
+			continue;
+		ids[n++] = xstrdup(W.conf->nodes[i].id);
+		seeds |= W.conf->nodes[i].seed;
+	}
+	peers_set(ids, n, seeds);
+}
+
+/* Tell the master how many WebSocket clients we serve (for /status). */
+static void
+clients_report(void)
+{
+	struct chan_frame	 f;
+	struct conn		*c;
+	int			 n = 0;
+
+	TAILQ_FOREACH(c, &W.conns, entry)
+		n += (c->kind == CONN_CLIENT);
+	if (n == W.clients_sent)
+		return;
+	W.clients_sent = n;
+	frame_begin(&f, CH_CLIENTS, 1);
+	frame_u64(&f, "n", (uint64_t)n);
+	chan_send(W.ch, &f);
+}
+
+static void
+quit_check(void)
+{
+	if (W.quitting && TAILQ_EMPTY(&W.conns))
+		event_base_loopbreak(W.base);
+}
+
+static void
+conn_free(struct conn *c)
+{
+	TAILQ_REMOVE(&W.conns, c, entry);
+	W.nconns--;
+	if (c->ws != NULL)
+		ws_conn_free(c->ws);
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
+	free(c);
+	clients_report();
+	quit_check();
+}
+
+/* Takes ownership of json. */
+static void
+conn_send(struct conn *c, char *json)
+{
+	if (c->ws != NULL && !c->closing)
+		ws_conn_send_text(c->ws, json, strlen(json));
+	free(json);
+}
+
+static void
+conn_close(struct conn *c, uint16_t code, const char *reason)
+{
+	if (c->closing || c->ws == NULL)
+		return;
+	c->closing = 1;
+	ws_conn_close(c->ws, code, reason);
+}
+
+static void
+send_error(struct conn *c, const char *code, const char *message)
+{
+	log_debug("conn %llu: error %s: %s", (unsigned long long)c->id, code,
+	    message);
+	conn_send(c, wire_error(code, message));
+}
+
+/* Frames from WebSocket connections. */
+
+static void
+relay_chat(struct conn *c, struct wire_in *w)
+{
+	struct chan_frame	 f;
+
+	frame_begin(&f, CH_CHAT, w->msg.client_id != NULL ? 4 : 3);
+	frame_u64(&f, "conn", c->id);
+	frame_str(&f, "from", w->msg.from);
+	frame_str(&f, "text", w->msg.text);
+	if (w->msg.client_id != NULL)
+		frame_str(&f, "cid", w->msg.client_id);
+	chan_send(W.ch, &f);
+}
+
+static void
+relay_seed_chat(struct wire_in *w)
+{
+	struct chan_frame	 f;
+
+	frame_begin(&f, CH_SEED_CHAT, 2);
+	frame_str(&f, "from", w->msg.from);
+	frame_str(&f, "text", w->msg.text);
+	chan_send(W.ch, &f);
+}
+
+/*
+ * Only a configured node's link may replicate.  The exception is the
+ * Python prototype, which sends each replicated chat on a fresh,
+ * hello-less connection: accepted where a seed peer is configured.
+ */
+static void
+on_replicated(struct conn *c, struct wire_in *w)
+{
+	struct chan_frame	 f;
+
+	if (c->kind == CONN_PEER && w->has_identity) {
+		frame_begin(&f, CH_PEER_CHAT, 3);
+		frame_u64(&f, "conn", c->id);
+		frame_str(&f, "peer", c->peer);
+		frame_msg(&f, "msg", &w->msg);
+		chan_send(W.ch, &f);
+	} else if (W.seeds && !w->has_identity)
+		relay_seed_chat(w);
+	else if (c->kind == CONN_PEER)
+		send_error(c, "missing_field",
+		    "a replicated chat needs origin and seq");
+	else
+		send_error(c, "not_peer",
+		    "only a configured node may send replicated messages");
+}
+
+static void
+on_join(struct conn *c, struct wire_in *w)
+{
+	struct chan_frame	 f;
+
+	frame_begin(&f, CH_JOIN, w->has_since ? 2 : 1);
+	frame_u64(&f, "conn", c->id);
+	if (w->has_since)
+		frame_have(&f, "since", &w->have);
+	chan_send(W.ch, &f);
+}
+
+static void
+on_hello(struct conn *c, struct wire_in *w)
+{
+	struct chan_frame	 f;
+
+	if (strcmp(w->from, W.conf->node_id) == 0 || !is_peer_id(w->from)) {
+		send_error(c, "unknown_peer", "hello from a node that is not "
+		    "configured here");
+		return;
+	}
+	c->kind = CONN_PEER;
+	snprintf(c->peer, sizeof(c->peer), "%s", w->from);
+	frame_begin(&f, CH_PEER_HELLO, 2);
+	frame_u64(&f, "conn", c->id);
+	frame_str(&f, "peer", c->peer);
+	chan_send(W.ch, &f);
+	clients_report();
+}
+
+static void
+on_text(struct ws_conn *ws, const char *buf, size_t len, void *arg)
+{
+	struct conn	*c = arg;
+	struct wire_in	 w;
+	const char	*code;
+	char		*why;
+
+	if (c->closing)
+		return;
+	if (wire_parse(buf, len, W.conf->max_message_bytes, &w, &code,
+	    &why) == -1) {
+		send_error(c, code, why);
+		free(why);
+		return;
+	}
+	switch (w.type) {
+	case WIRE_CHAT:
+		if (w.replicated)
+			on_replicated(c, &w);
+		else
+			relay_chat(c, &w);
+		break;
+	case WIRE_JOIN:
+		on_join(c, &w);
+		break;
+	case WIRE_HELLO:
+		on_hello(c, &w);
+		break;
+	default:
+		send_error(c, "bad_type", "this type is not accepted here");
+		break;
+	}
+	wire_in_clear(&w);
+}
+
+static void
+on_close(struct ws_conn *ws, int code, void *arg)
+{
+	struct conn	*c = arg;
+
+	if (c->kind == CONN_PEER)
+		log_info("Peer %s disconnected (code %d)", c->peer, code);
+	conn_free(c);
+}
+
+static const struct ws_conn_cbs conn_cbs = { on_text, on_close };
+
+/* HTTP. */
+
+static void
+http_reply(struct conn *c, int status, const char *extra, int keep)
+{
+	char	 body[128];
+	int	 len;
+
+	len = snprintf(body, sizeof(body), "%d %s\n", status,
+	    http_reason(status));
+	http_respond(bufferevent_get_output(c->bev), status,
+	    "text/plain; charset=utf-8", extra, body, len, 0, keep);
+}
+
+static void
+http_upgrade(struct conn *c, struct http_req *req)
+{
+	int	 status;
+
+	if ((status = ws_check_upgrade(req)) != 0) {
+		http_reply(c, status, status == 426 ?
+		    "Sec-WebSocket-Version: 13\r\n" : NULL, 0);
+		bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
+	ws_server_accept(bufferevent_get_output(c->bev), req);
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	c->kind = CONN_CLIENT;
+	c->ws = ws_conn_new(c->bev, 1, W.conf->max_frame_bytes, &conn_cbs, c);
+	c->bev = NULL;
+	clients_report();
+}
+
+/* Anything but an upgrade: nothing is served here yet but the socket. */
+static int
+http_route(struct conn *c, struct http_req *req)
+{
+	int	 keep = http_keepalive(req);
+
+	http_reply(c, 404, NULL, keep);
+	return (keep);
+}
+
+static void
+http_done_cb(struct bufferevent *bev, void *arg)
+{
+	conn_free(arg);
+}
+
+static void
+http_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn	*c = arg;
+	struct http_req	 req;
+	int		 rv, status, keep;
+
+	while (c->bev != NULL &&
+	    (rv = http_parse_request(bufferevent_get_input(bev), &req,
+	    &status)) != 0) {
+		if (rv == -1) {
+			http_reply(c, status, NULL, 0);
+			keep = 0;
+		} else if (ws_is_upgrade(&req)) {
+			http_upgrade(c, &req);
+			http_req_clear(&req);
+			return;
+		} else
+			keep = http_route(c, &req);
+		if (rv == 1)
+			http_req_clear(&req);
+		if (!keep) {
+			/* Close once the answer is out. */
+			bufferevent_disable(bev, EV_READ);
+			bufferevent_setcb(bev, NULL, http_done_cb, NULL, c);
+			return;
+		}
+	}
+}
+
+static void
+http_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	conn_free(arg);
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct conn	*c;
+	struct timeval	 tv = { HTTP_TIMEOUT_SECS, 0 };
+
+	c = xcalloc(1, sizeof(*c));
+	c->id = ++W.next_id;
+	c->kind = CONN_HTTP;
+	c->bev = bufferevent_socket_new(W.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL)
+		fatalx("bufferevent_socket_new");
+	TAILQ_INSERT_TAIL(&W.conns, c, entry);
+	W.nconns++;
+	if (W.quitting || W.nconns > (size_t)W.conf->max_clients) {
+		log_warnx("refusing a connection: %s", W.quitting ?
+		    "shutting down" : "max_clients reached");
+		http_reply(c, 503, NULL, 0);
+		bufferevent_setcb(c->bev, NULL, http_done_cb, NULL, c);
+		return;
+	}
+	bufferevent_setcb(c->bev, http_read_cb, NULL, http_event_cb, c);
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	/* Out of descriptors, most likely: pause instead of spinning. */
+	log_warn("accept");
+}
+
+/* Frames from the master. */
+
+static struct conn *
+frame_conn(const msgpack_object *o)
+{
+	uint64_t	 id;
+
+	if (frame_get_u64(o, "conn", &id) == -1)
+		return (NULL);
+	return (conn_find(id));
+}
+
+static void
+on_push(const msgpack_object *o)
+{
+	struct conn	*c, *next;
+	struct nt_msg	 m;
+	char		*json;
+	size_t		 len;
+
+	if (frame_get_msg(o, "msg", &m) == -1)
+		fatalx("bad CH_PUSH frame from the master");
+	json = wire_chat(&m, 0);
+	len = strlen(json);
+	TAILQ_FOREACH_SAFE(c, &W.conns, entry, next) {
+		if (!c->joined || c->closing)
+			continue;
+		if (ws_conn_pending(c->ws) > SLOW_CLIENT_BYTES) {
+			log_warnx("conn %llu reads too slowly; closing it",
+			    (unsigned long long)c->id);
+			conn_close(c, 1008, "too slow");
+			continue;
+		}
+		ws_conn_send_text(c->ws, json, len);
+	}
+	free(json);
+	msg_clear(&m);
+}
+
+static void
+on_msg_for_conn(int type, const msgpack_object *o)
+{
+	struct conn	*c;
+	struct nt_msg	 m;
+
+	if (frame_get_msg(o, "msg", &m) == -1)
+		fatalx("bad frame %d from the master", type);
+	if ((c = frame_conn(o)) != NULL)
+		conn_send(c, type == CH_ACK ? wire_ack(&m) : wire_chat(&m, 0));
+	msg_clear(&m);
+}
+
+static void
+on_joined(const msgpack_object *o)
+{
+	struct conn	*c;
+	uint64_t	 count = 0;
+	int		 recovered = 1;
+
+	if ((c = frame_conn(o)) == NULL)
+		return;
+	frame_get_u64(o, "count", &count);
+	frame_get_bool(o, "recovered", &recovered);
+	c->joined = 1;
+	conn_send(c, wire_joined(W.conf->node_id, count, recovered));
+}
+
+static void
+on_sync(const msgpack_object *o)
+{
+	struct conn	*c;
+	struct nt_have	 have;
+
+	if (frame_get_have(o, "have", &have) == -1)
+		fatalx("bad CH_SYNC frame from the master");
+	if ((c = frame_conn(o)) != NULL)
+		conn_send(c, wire_sync(W.conf->node_id, &have));
+	have_clear(&have);
+}
+
+static void
+on_fail(const msgpack_object *o)
+{
+	struct conn	*c;
+	char		*code, *message;
+
+	code = frame_get_str(o, "code");
+	message = frame_get_str(o, "message");
+	if ((c = frame_conn(o)) != NULL && code != NULL && message != NULL)
+		send_error(c, code, message);
+	free(code);
+	free(message);
+}
+
+static char **
+strv_get(const msgpack_object *o, const char *key, size_t *n)
+{
+	const msgpack_object	*a = frame_get(o, key);
+	char			**v;
+	uint32_t		  i;
+
+	*n = 0;
+	if (a == NULL || a->type != MSGPACK_OBJECT_ARRAY)
+		fatalx("bad CH_PEERS frame from the master");
+	v = xcalloc(a->via.array.size + 1, sizeof(*v));
+	for (i = 0; i < a->via.array.size; i++) {
+		if (a->via.array.ptr[i].type != MSGPACK_OBJECT_STR)
+			fatalx("bad CH_PEERS frame from the master");
+		v[i] = xstrndup(a->via.array.ptr[i].via.str.ptr,
+		    a->via.array.ptr[i].via.str.size);
+	}
+	*n = a->via.array.size;
+	return (v);
+}
+
+static void
+on_peers(const msgpack_object *o)
+{
+	char	**ids, **seeds;
+	size_t	  n, ns, i;
+
+	ids = strv_get(o, "ids", &n);
+	seeds = strv_get(o, "seeds", &ns);
+	for (i = 0; i < ns; i++)
+		free(seeds[i]);
+	free(seeds);
+	peers_set(ids, n, ns > 0);
+}
+
+static void
+quit_timeout_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	event_base_loopbreak(W.base);
+}
+
+/* Going away: every client hears 1001, then we leave. */
+static void
+ws_quit(void)
+{
+	struct conn	*c, *next;
+	struct timeval	 tv = { 0, QUIT_GRACE_MS * 1000 };
+
+	W.quitting = 1;
+	evconnlistener_disable(W.listener);
+	event_base_once(W.base, -1, EV_TIMEOUT, quit_timeout_cb, NULL, &tv);
+	TAILQ_FOREACH_SAFE(c, &W.conns, entry, next) {
+		if (c->ws != NULL)
+			conn_close(c, 1001, "server shutting down");
+		else
+			conn_free(c);
+	}
+	quit_check();
+}
+
+static void
+ws_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
+{
+	uint64_t	 level;
+
+	switch (type) {
+	case CH_HELLO:
+		break;
+	case CH_ACK:
+	case CH_HISTORY:
+		on_msg_for_conn(type, o);
+		break;
+	case CH_JOINED:
+		on_joined(o);
+		break;
+	case CH_PUSH:
+		on_push(o);
+		break;
+	case CH_SYNC:
+		on_sync(o);
+		break;
+	case CH_CHAT_FAIL:
+		on_fail(o);
+		break;
+	case CH_PEERS:
+		on_peers(o);
+		break;
+	case CH_LOGLEVEL:
+		if (frame_get_u64(o, "level", &level) == 0)
+			log_setlevel((int)level);
+		break;
+	case CH_QUIT:
+		ws_quit();
+		break;
+	default:
+		fatalx("unexpected frame %d from the master", type);
+	}
+}
+
+static void
+ws_chan_lost(struct chan *ch, const char *why, void *arg)
+{
+	/* The master is gone; there is nobody to store anything. */
+	log_warnx("lost the master (%s); exiting", why);
+	exit(1);
+}
+
+void
+ws_worker_main(struct worker_args *wa)
+{
+	W.conf = wa->conf;
+	TAILQ_INIT(&W.conns);
+	if ((W.base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	peers_from_config();
+	W.ch = chan_new(W.base, wa->chan_fd, "master", ws_frame, ws_chan_lost,
+	    NULL);
+	W.listener = evconnlistener_new(W.base, accept_cb, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, wa->listen_fd);
+	if (W.listener == NULL) {
+		log_warnx("cannot use the listening socket");
+		exit(NT_EXIT_FATAL);
+	}
+	evconnlistener_set_error_cb(W.listener, accept_error_cb);
+	log_info("Starting WebSocket server on port %d...",
+	    W.conf->self->port);
+	event_base_dispatch(W.base);
+	exit(0);
+}

@@ -1,0 +1,893 @@
+/*
+ * test_store.c: the message store and its log, against real files in a
+ * fresh mkdtemp() directory per test.
+ */
+#include <sys/types.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <zlib.h>
+
+#include "nodetalk.h"
+#include "store.h"
+
+/* Each test owns root/; the store's data_dir is root/data. */
+struct fixture {
+	char	 root[256];
+	char	 data[300];
+	char	 log[320];
+};
+
+static void
+rmtree(const char *path)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		 sub[PATH_MAX];
+
+	if ((d = opendir(path)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
+				continue;
+			snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+			rmtree(sub);
+		}
+		closedir(d);
+		rmdir(path);
+	} else
+		unlink(path);
+}
+
+static int
+setup(void **state)
+{
+	struct fixture	*f;
+	const char	*tmp;
+
+	f = xcalloc(1, sizeof(*f));
+	if ((tmp = getenv("TMPDIR")) == NULL || *tmp == '\0' ||
+	    strlen(tmp) > 200)
+		tmp = "/tmp";
+	snprintf(f->root, sizeof(f->root), "%s/test_store.XXXXXX", tmp);
+	if (mkdtemp(f->root) == NULL) {
+		free(f);
+		return (-1);
+	}
+	snprintf(f->data, sizeof(f->data), "%s/data", f->root);
+	snprintf(f->log, sizeof(f->log), "%s/messages.log", f->data);
+	*state = f;
+	return (0);
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture	*f = *state;
+
+	rmtree(f->root);
+	free(f);
+	return (0);
+}
+
+/* A message with a text that names it ("A-2"), so mix-ups show. */
+static struct nt_msg *
+mk(const char *origin, uint64_t seq, uint64_t lamport, const char *cid)
+{
+	struct nt_msg	*m;
+
+	m = msg_new();
+	snprintf(m->origin, sizeof(m->origin), "%s", origin);
+	m->seq = seq;
+	m->lamport = lamport;
+	m->ts = 1764000000000LL + (int64_t)lamport;
+	m->from = xstrdup("kamlesh");
+	xasprintf(&m->text, "%s-%llu", origin, (unsigned long long)seq);
+	m->client_id = cid != NULL ? xstrdup(cid) : NULL;
+	return (m);
+}
+
+static int
+add(struct store *s, const char *origin, uint64_t seq, uint64_t lamport,
+    const char *cid)
+{
+	struct nt_msg	*m;
+	int		 rv;
+
+	m = mk(origin, seq, lamport, cid);
+	rv = store_append(s, m);
+	msg_free(m);
+	return (rv);
+}
+
+static struct store *
+open_ok(const char *dir)
+{
+	struct store	*s;
+	char		*cause = NULL;
+
+	if ((s = store_open(dir, FSYNC_BATCH, &cause)) == NULL)
+		fail_msg("store_open %s: %s", dir, cause);
+	return (s);
+}
+
+/* "A-1 A-2 B-1": the store's messages in cluster order. */
+static const char *
+ids(const struct store *s)
+{
+	static char	 buf[16384];
+	char		 id[64];
+	size_t		 i, used = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < store_count(s) && used < sizeof(buf); i++) {
+		msg_idstr(store_at(s, i), id, sizeof(id));
+		used += snprintf(buf + used, sizeof(buf) - used, "%s%s",
+		    i > 0 ? " " : "", id);
+	}
+	return (buf);
+}
+
+static off_t
+file_size(const char *path)
+{
+	struct stat	 st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return (st.st_size);
+}
+
+static void
+file_append(const char *path, const void *buf, size_t len)
+{
+	int	 fd;
+
+	assert_true((fd = open(path, O_WRONLY | O_APPEND)) != -1);
+	assert_int_equal(write(fd, buf, len), (ssize_t)len);
+	close(fd);
+}
+
+/* Append a well-formed record (right length, right crc) around payload. */
+static void
+file_append_record(const char *path, const void *payload, uint32_t len)
+{
+	unsigned char	 hdr[8];
+	uint32_t	 crc;
+
+	crc = crc32(0L, payload, len);
+	hdr[0] = len >> 24; hdr[1] = len >> 16; hdr[2] = len >> 8; hdr[3] = len;
+	hdr[4] = crc >> 24; hdr[5] = crc >> 16; hdr[6] = crc >> 8; hdr[7] = crc;
+	file_append(path, hdr, sizeof(hdr));
+	file_append(path, payload, len);
+}
+
+/*
+ * Run the next store_open() with stderr in a file, to check what the log
+ * said.  log.c writes its lines to fd 2.
+ */
+static struct store *
+open_captured(struct fixture *f, char *out, size_t outlen)
+{
+	struct store	*s;
+	char		 path[PATH_MAX];
+	int		 fd, saved;
+	ssize_t		 n;
+
+	snprintf(path, sizeof(path), "%s/stderr", f->root);
+	assert_true((fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600)) != -1);
+	saved = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	s = open_ok(f->data);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	n = pread(fd, out, outlen - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+	return (s);
+}
+
+static void
+test_append_order(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*s;
+
+	s = open_ok(f->data);
+	assert_int_equal(store_count(s), 0);
+	assert_int_equal(store_dirty(s), 0);
+	assert_int_equal(add(s, "A", 1, 1, NULL), 1);
+	assert_int_equal(add(s, "C", 1, 5, NULL), 1);
+	assert_int_equal(add(s, "B", 1, 3, NULL), 1);
+	assert_int_equal(add(s, "A", 2, 2, NULL), 1);
+	/* Same lamport as C-1: the origin breaks the tie. */
+	assert_int_equal(add(s, "B", 2, 5, NULL), 1);
+	assert_int_equal(add(s, "A", 3, 0, NULL), 1);
+	assert_string_equal(ids(s), "A-3 A-1 A-2 B-1 B-2 C-1");
+	assert_int_equal(store_count(s), 6);
+	assert_null(store_at(s, 6));
+	assert_int_equal(store_lamport(s), 5);
+	assert_string_equal(store_at(s, 0)->text, "A-3");
+
+	assert_int_equal(store_dirty(s), 1);
+	assert_int_equal(store_sync(s), 0);
+	assert_int_equal(store_dirty(s), 0);
+	assert_int_equal(store_sync(s), 0);
+	assert_int_equal(store_log_size(s), file_size(f->log));
+	store_close(s);
+}
+
+static void
+assert_sorted(const struct store *s)
+{
+	size_t	 i;
+
+	for (i = 1; i < store_count(s); i++)
+		assert_true(msg_cmp_order(store_at(s, i - 1),
+		    store_at(s, i)) < 0);
+}
+
+/* Many inserts anywhere in the order; the reopened store agrees. */
+static void
+test_order_random(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*s;
+	static char	 before[16384];
+	static const char *const origins[] = { "A", "B", "C" };
+	uint64_t	 seq[3] = { 0, 0, 0 };
+	unsigned int	 seed = 42;
+	int		 i, o;
+
+	s = open_ok(f->data);
+	for (i = 0; i < 600; i++) {
+		o = rand_r(&seed) % 3;
+		assert_int_equal(add(s, origins[o], ++seq[o],
+		    rand_r(&seed) % 200, NULL), 1);
+	}
+	assert_int_equal(store_count(s), 600);
+	assert_sorted(s);
+	snprintf(before, sizeof(before), "%s", ids(s));
+	store_close(s);
+
+	s = open_ok(f->data);
+	assert_sorted(s);
+	assert_string_equal(ids(s), before);
+	store_close(s);
+}
+
+static void
+test_duplicate_and_gap(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*s;
+	struct nt_msg	*m;
+	off_t		 size1;
+
+	s = open_ok(f->data);
+	assert_int_equal(add(s, "A", 1, 1, NULL), 1);
+	size1 = store_log_size(s);
+	assert_true(size1 > 8);
+
+	/* A duplicate with other contents: the first copy stands. */
+	m = mk("A", 1, 9, NULL);
+	free(m->text);
+	m->text = xstrdup("impostor");
+	assert_int_equal(store_append(s, m), 0);
+	msg_free(m);
+	assert_string_equal(store_lookup(s, "A", 1)->text, "A-1");
+	assert_int_equal(store_lamport(s), 1);
+
+	assert_int_equal(add(s, "A", 3, 3, NULL), -2);
+	assert_int_equal(add(s, "B", 2, 3, NULL), -2);
+	assert_int_equal(store_count(s), 1);
+	assert_int_equal(store_log_size(s), size1);
+	assert_int_equal(file_size(f->log), size1);
+
+	assert_int_equal(add(s, "A", 2, 2, NULL), 1);
+	assert_int_equal(add(s, "A", 3, 3, NULL), 1);
+
+	/* No identity, no record. */
+	errno = 0;
+	assert_int_equal(add(s, "B", 0, 4, NULL), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(add(s, "", 1, 4, NULL), -1);
+	assert_int_equal(store_count(s), 3);
+	store_close(s);
+}
+
+static void
+test_have(void **state)
+{
+	struct fixture		*f = *state;
+	struct store		*s;
+	const struct nt_have	*h;
+
+	s = open_ok(f->data);
+	assert_int_equal(store_have(s)->n, 0);
+	assert_int_equal(add(s, "A", 1, 1, NULL), 1);
+	assert_int_equal(add(s, "B", 1, 2, NULL), 1);
+	assert_int_equal(add(s, "A", 2, 3, NULL), 1);
+	assert_int_equal(add(s, "A/seed", 1, 4, NULL), 1);
+	assert_int_equal(add(s, "B", 3, 5, NULL), -2);
+	h = store_have(s);
+	assert_int_equal(h->n, 3);
+	assert_int_equal(have_get(h, "A"), 2);
+	assert_int_equal(have_get(h, "B"), 1);
+	assert_int_equal(have_get(h, "A/seed"), 1);
+	assert_int_equal(have_get(h, "C"), 0);
+	store_close(s);
+}
+
+static void
+test_lookup(void **state)
+{
+	struct fixture		*f = *state;
+	struct store		*s;
+	const struct nt_msg	*m;
+
+	s = open_ok(f->data);
+	assert_int_equal(add(s, "B", 1, 1, NULL), 1);
+	assert_int_equal(add(s, "A", 1, 2, NULL), 1);
+	assert_int_equal(add(s, "A", 2, 3, NULL), 1);
+	assert_int_equal(add(s, "A", 3, 4, NULL), 1);
+
+	m = store_lookup(s, "A", 2);
+	assert_non_null(m);
+	assert_string_equal(m->text, "A-2");
+	assert_int_equal(m->seq, 2);
+	assert_ptr_equal(m, store_at(s, 2));
+	assert_string_equal(store_lookup(s, "B", 1)->text, "B-1");
+	assert_null(store_lookup(s, "A", 0));
+	assert_null(store_lookup(s, "A", 4));
+	assert_null(store_lookup(s, "Z", 1));
+	store_close(s);
+}
+
+static void
+test_lookup_client_id(void **state)
+{
+	struct fixture		*f = *state;
+	struct store		*s;
+	const struct nt_msg	*m;
+	char			 cid[32];
+	uint64_t		 seq;
+
+	s = open_ok(f->data);
+	assert_null(store_lookup_client_id(s, "A", "c-1"));
+	assert_int_equal(add(s, "A", 1, 1, "c-1"), 1);
+	assert_int_equal(add(s, "B", 1, 2, "c-1"), 1);
+	assert_int_equal(add(s, "A", 2, 3, NULL), 1);
+	assert_int_equal(add(s, "A", 3, 4, ""), 1);
+
+	m = store_lookup_client_id(s, "A", "c-1");
+	assert_non_null(m);
+	assert_string_equal(m->origin, "A");
+	assert_int_equal(m->seq, 1);
+	assert_string_equal(store_lookup_client_id(s, "B", "c-1")->origin, "B");
+	assert_null(store_lookup_client_id(s, "C", "c-1"));
+	assert_null(store_lookup_client_id(s, "A", "c-2"));
+	assert_null(store_lookup_client_id(s, "A", ""));
+	/* The separator keeps "A"+"Bc-1" apart from "AB"+"c-1". */
+	assert_null(store_lookup_client_id(s, "", "Ac-1"));
+
+	/* Enough keys to grow the table several times. */
+	for (seq = 4; seq < 500; seq++) {
+		snprintf(cid, sizeof(cid), "k%llu", (unsigned long long)seq);
+		assert_int_equal(add(s, "A", seq, seq + 1, cid), 1);
+	}
+	for (seq = 4; seq < 500; seq++) {
+		snprintf(cid, sizeof(cid), "k%llu", (unsigned long long)seq);
+		m = store_lookup_client_id(s, "A", cid);
+		assert_non_null(m);
+		assert_int_equal(m->seq, seq);
+		assert_null(store_lookup_client_id(s, "B", cid));
+	}
+	assert_int_equal(store_lookup_client_id(s, "A", "c-1")->seq, 1);
+	store_close(s);
+}
+
+static void
+test_next_missing(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*s;
+	struct nt_have	 h = { NULL, 0 };
+
+	s = open_ok(f->data);
+	assert_int_equal(store_next_missing(s, &h, 0), 0);
+	assert_int_equal(add(s, "A", 1, 1, NULL), 1);
+	assert_int_equal(add(s, "B", 1, 2, NULL), 1);
+	assert_int_equal(add(s, "A/seed", 1, 3, NULL), 1);
+	assert_int_equal(add(s, "A", 2, 4, NULL), 1);
+	assert_int_equal(add(s, "C", 1, 5, NULL), 1);
+	assert_string_equal(ids(s), "A-1 B-1 A/seed-1 A-2 C-1");
+
+	assert_int_equal(store_next_missing(s, &h, 0), 0);
+	have_set(&h, "A", 1);
+	assert_int_equal(store_next_missing(s, &h, 0), 1);
+	/* A/seed-1 is never offered, even to a node that lacks it. */
+	assert_int_equal(store_next_missing(s, &h, 2), 3);
+	assert_int_equal(store_next_missing(s, &h, 4), 4);
+	assert_int_equal(store_next_missing(s, &h, 5), 5);
+	assert_int_equal(store_next_missing(s, &h, 99), 5);
+
+	have_set(&h, "A", 2);
+	have_set(&h, "B", 1);
+	assert_int_equal(store_next_missing(s, &h, 0), 4);
+	have_set(&h, "C", 1);
+	assert_int_equal(store_next_missing(s, &h, 0), 5);
+	have_clear(&h);
+	store_close(s);
+}
+
+static void
+assert_msg_equal(const struct nt_msg *a, const struct nt_msg *b)
+{
+	assert_string_equal(a->origin, b->origin);
+	assert_int_equal(a->seq, b->seq);
+	assert_int_equal(a->lamport, b->lamport);
+	assert_int_equal(a->ts, b->ts);
+	assert_string_equal(a->from, b->from);
+	assert_string_equal(a->text, b->text);
+	if (a->client_id == NULL || b->client_id == NULL)
+		assert_ptr_equal(a->client_id, b->client_id);
+	else
+		assert_string_equal(a->client_id, b->client_id);
+}
+
+static void
+test_persistence(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*s;
+	struct nt_msg	*saved[8];
+	char		 before[256];
+	off_t		 size;
+	size_t		 i, n;
+
+	s = open_ok(f->data);
+	assert_int_equal(add(s, "B", 1, 7, "b1"), 1);
+	assert_int_equal(add(s, "A", 1, 2, NULL), 1);
+	assert_int_equal(add(s, "C", 1, 7, NULL), 1);
+	assert_int_equal(add(s, "A", 2, 9, "a2"), 1);
+	assert_int_equal(add(s, "B", 2, 3, NULL), 1);
+	assert_int_equal(add(s, "A/seed", 1, 4, NULL), 1);
+	assert_int_equal(store_sync(s), 0);
+	n = store_count(s);
+	for (i = 0; i < n; i++)
+		saved[i] = msg_dup(store_at(s, i));
+	snprintf(before, sizeof(before), "%s", ids(s));
+	size = store_log_size(s);
+	store_close(s);
+
+	s = open_ok(f->data);
+	assert_string_equal(ids(s), before);
+	assert_int_equal(store_count(s), n);
+	for (i = 0; i < n; i++) {
+		assert_msg_equal(store_at(s, i), saved[i]);
+		msg_free(saved[i]);
+	}
+	assert_int_equal(store_lamport(s), 9);
+	assert_int_equal(store_log_size(s), size);
+	assert_int_equal(store_dirty(s), 0);
+	assert_int_equal(have_get(store_have(s), "A"), 2);
+	assert_int_equal(have_get(store_have(s), "B"), 2);
+	assert_int_equal(store_lookup_client_id(s, "A", "a2")->seq, 2);
+	assert_int_equal(store_lookup(s, "B", 1)->lamport, 7);
+
+	/* The log goes on where it stopped. */
+	assert_int_equal(add(s, "A", 2, 10, NULL), 0);
+	assert_int_equal(add(s, "A", 3, 10, NULL), 1);
+	store_close(s);
+	s = open_ok(f->data);
+	assert_int_equal(store_count(s), n + 1);
+	assert_string_equal(store_at(s, n)->text, "A-3");
+	store_close(s);
+}
+
+static void
+test_torn_tail(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*s;
+	char		 out[1024], want[PATH_MAX];
+	off_t		 size2, size3;
+
+	s = open_ok(f->data);
+	assert_int_equal(add(s, "A", 1, 1, NULL), 1);
+	assert_int_equal(add(s, "A", 2, 2, NULL), 1);
+	size2 = store_log_size(s);
+	assert_int_equal(add(s, "A", 3, 3, NULL), 1);
+	size3 = store_log_size(s);
+	store_close(s);
+
+	/* Garbage after the last record. */
+	file_append(f->log, "junk!", 5);
+	s = open_captured(f, out, sizeof(out));
+	assert_int_equal(store_count(s), 3);
+	assert_int_equal(file_size(f->log), size3);
+	assert_int_equal(store_log_size(s), size3);
+	snprintf(want, sizeof(want), "%s: corrupt or torn record at offset "
+	    "%lld (short header); truncating 5 bytes", f->log,
+	    (long long)size3);
+	assert_non_null(strstr(out, want));
+	store_close(s);
+
+	/* The last record cut short, as by a crash mid-write. */
+	assert_int_equal(truncate(f->log, size3 - 3), 0);
+	s = open_captured(f, out, sizeof(out));
+	assert_string_equal(ids(s), "A-1 A-2");
+	assert_int_equal(file_size(f->log), size2);
+	assert_int_equal(have_get(store_have(s), "A"), 2);
+	assert_non_null(strstr(out, "(short payload)"));
+	/* The lost message can be taken again, from a peer. */
+	assert_int_equal(add(s, "A", 3, 3, NULL), 1);
+	assert_int_equal(store_log_size(s), size3);
+	store_close(s);
+	s = open_ok(f->data);
+	assert_int_equal(store_count(s), 3);
+	store_close(s);
+}
+
+static void
+test_bad_length(void **state)
+{
+	struct fixture		*f = *state;
+	struct store		*s;
+	static const unsigned char	 huge[8] = { 0xff, 0xff, 0xff, 0xff };
+	static const unsigned char	 zero[12];
+	char			 out[1024];
+	off_t			 size1;
+
+	s = open_ok(f->data);
+	assert_int_equal(add(s, "A", 1, 1, NULL), 1);
+	size1 = store_log_size(s);
+	store_close(s);
+
+	file_append(f->log, huge, sizeof(huge));
+	file_append(f->log, "xxxxxxxx", 8);
+	s = open_captured(f, out, sizeof(out));
+	assert_int_equal(store_count(s), 1);
+	assert_int_equal(file_size(f->log), size1);
+	assert_non_null(strstr(out, "(bad length); truncating 16 bytes"));
+	store_close(s);
+
+	file_append(f->log, zero, sizeof(zero));
+	s = open_captured(f, out, sizeof(out));
+	assert_int_equal(store_count(s), 1);
+	assert_int_equal(file_size(f->log), size1);
+	assert_non_null(strstr(out, "(bad length)"));
+	store_close(s);
+}
+
+static void
+test_bad_crc(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*s;
+	char		 out[1024];
+	unsigned char	 c;
+	off_t		 size1, size2, at;
+	int		 fd;
+
+	s = open_ok(f->data);
+	assert_int_equal(add(s, "A", 1, 1, NULL), 1);
+	size1 = store_log_size(s);
+	assert_int_equal(add(s, "B", 1, 2, NULL), 1);
+	size2 = store_log_size(s);
+	assert_int_equal(add(s, "A", 2, 3, NULL), 1);
+	store_close(s);
+
+	/* One bit, in the middle of the second record's payload. */
+	at = size1 + 8 + (size2 - size1 - 8) / 2;
+	assert_true((fd = open(f->log, O_RDWR)) != -1);
+	assert_int_equal(pread(fd, &c, 1, at), 1);
+	c ^= 0x10;
+	assert_int_equal(pwrite(fd, &c, 1, at), 1);
+	close(fd);
+
+	s = open_captured(f, out, sizeof(out));
+	assert_string_equal(ids(s), "A-1");
+	assert_int_equal(file_size(f->log), size1);
+	assert_int_equal(store_log_size(s), size1);
+	assert_non_null(strstr(out, "(bad crc)"));
+	store_close(s);
+}
+
+/* A record whose crc is right but whose payload is no message. */
+static void
+test_bad_payload(void **state)
+{
+	struct fixture		*f = *state;
+	struct store		*s;
+	static const unsigned char	 seven = 0x07;	/* msgpack int 7 */
+	static const unsigned char	 nomsg[] = {	/* {"seq": 1} */
+		0x81, 0xa3, 's', 'e', 'q', 0x01
+	};
+	char			 out[1024];
+	off_t			 size1;
+
+	s = open_ok(f->data);
+	assert_int_equal(add(s, "A", 1, 1, NULL), 1);
+	size1 = store_log_size(s);
+	store_close(s);
+
+	file_append_record(f->log, &seven, 1);
+	s = open_captured(f, out, sizeof(out));
+	assert_int_equal(store_count(s), 1);
+	assert_int_equal(file_size(f->log), size1);
+	assert_non_null(strstr(out, "(not a message)"));
+	store_close(s);
+
+	file_append_record(f->log, nomsg, sizeof(nomsg));
+	s = open_captured(f, out, sizeof(out));
+	assert_int_equal(store_count(s), 1);
+	assert_int_equal(file_size(f->log), size1);
+	store_close(s);
+}
+
+/* Duplicates and gaps in a log are skipped, and nothing is truncated. */
+static void
+test_replay_dup_and_gap(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*s;
+	char		*buf, out[1024];
+	off_t		 size1, size2;
+	int		 fd;
+
+	s = open_ok(f->data);
+	assert_int_equal(add(s, "A", 1, 1, NULL), 1);
+	size1 = store_log_size(s);
+	assert_int_equal(add(s, "A", 2, 2, NULL), 1);
+	size2 = store_log_size(s);
+	store_close(s);
+
+	/* The log twice over: every record a duplicate the second time. */
+	buf = xmalloc(size2);
+	assert_true((fd = open(f->log, O_RDONLY)) != -1);
+	assert_int_equal(read(fd, buf, size2), size2);
+	close(fd);
+	file_append(f->log, buf, size2);
+	s = open_ok(f->data);
+	assert_string_equal(ids(s), "A-1 A-2");
+	assert_int_equal(file_size(f->log), 2 * size2);
+	store_close(s);
+
+	/* A-2 alone: a gap, skipped with a warning; B-1 after it is kept. */
+	assert_int_equal(truncate(f->log, 0), 0);
+	file_append(f->log, buf + size1, size2 - size1);
+	s = open_captured(f, out, sizeof(out));
+	assert_int_equal(store_count(s), 0);
+	assert_non_null(strstr(out, "A seq 2 leaves a gap after 0; skipped"));
+	assert_int_equal(add(s, "B", 1, 5, NULL), 1);
+	store_close(s);
+	s = open_captured(f, out, sizeof(out));
+	assert_string_equal(ids(s), "B-1");
+	assert_int_equal(have_get(store_have(s), "A"), 0);
+	assert_non_null(strstr(out, "gap"));
+	store_close(s);
+	free(buf);
+}
+
+static void
+test_bad_data_dir(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*s;
+	char		 path[PATH_MAX], want[PATH_MAX + 64];
+	char		*cause = NULL;
+	int		 fd;
+
+	snprintf(path, sizeof(path), "%s/file", f->root);
+	assert_true((fd = open(path, O_WRONLY | O_CREAT, 0600)) != -1);
+	close(fd);
+	s = store_open(path, FSYNC_BATCH, &cause);
+	assert_null(s);
+	assert_non_null(cause);
+	snprintf(want, sizeof(want), "data_dir %s: %s", path,
+	    strerror(ENOTDIR));
+	assert_string_equal(cause, want);
+	free(cause);
+
+	/* One level only: a missing parent is an error, not mkdir -p. */
+	snprintf(path, sizeof(path), "%s/no/such", f->root);
+	cause = NULL;
+	assert_null(store_open(path, FSYNC_BATCH, &cause));
+	snprintf(want, sizeof(want), "data_dir %s: %s", path,
+	    strerror(ENOENT));
+	assert_string_equal(cause, want);
+	free(cause);
+}
+
+/* Only meaningful for a user that permissions apply to. */
+static void
+test_readonly_data_dir(void **state)
+{
+	struct fixture	*f = *state;
+	char		 want[PATH_MAX];
+	char		*cause = NULL;
+
+	if (geteuid() == 0)
+		skip();
+	assert_int_equal(mkdir(f->data, 0500), 0);
+	assert_null(store_open(f->data, FSYNC_BATCH, &cause));
+	snprintf(want, sizeof(want), "data_dir %s: %s", f->data,
+	    strerror(EACCES));
+	assert_string_equal(cause, want);
+	free(cause);
+	chmod(f->data, 0700);
+}
+
+static void
+test_creates_data_dir(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*s;
+	struct stat	 st;
+	mode_t		 old;
+
+	old = umask(022);
+	s = open_ok(f->data);
+	umask(old);
+	assert_string_equal(store_path(s), f->log);
+	assert_int_equal(stat(f->data, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0750);
+	assert_int_equal(stat(f->log, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	assert_int_equal(store_log_size(s), 0);
+	store_close(s);
+}
+
+static void
+test_lock(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*s1, *s2;
+	char		 want[PATH_MAX + 64];
+	char		*cause = NULL;
+
+	s1 = open_ok(f->data);
+	s2 = store_open(f->data, FSYNC_BATCH, &cause);
+	assert_null(s2);
+	snprintf(want, sizeof(want), "%s is in use by another nodetalkd",
+	    f->log);
+	assert_string_equal(cause, want);
+	free(cause);
+	store_close(s1);
+
+	s2 = open_ok(f->data);
+	store_close(s2);
+}
+
+/*
+ * A write that fails half way (here: RLIMIT_FSIZE) leaves neither half a
+ * record on disk nor the message in memory.
+ */
+static void
+test_write_error(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*s;
+	struct nt_msg	*m;
+	struct rlimit	 rl, low;
+	off_t		 size1;
+	int		 rv, err;
+
+	signal(SIGXFSZ, SIG_IGN);
+	s = open_ok(f->data);
+	assert_int_equal(add(s, "A", 1, 1, NULL), 1);
+	size1 = store_log_size(s);
+
+	m = mk("A", 2, 2, NULL);
+	free(m->text);
+	m->text = xmalloc(501);
+	memset(m->text, 'x', 500);
+	m->text[500] = '\0';
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &rl), 0);
+	low = rl;
+	low.rlim_cur = size1 + 20;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &low), 0);
+	rv = store_append(s, m);
+	err = errno;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+
+	assert_int_equal(rv, -1);
+	assert_int_equal(err, EFBIG);
+	assert_int_equal(store_count(s), 1);
+	assert_int_equal(store_log_size(s), size1);
+	assert_int_equal(file_size(f->log), size1);
+	assert_int_equal(have_get(store_have(s), "A"), 1);
+	assert_null(store_lookup(s, "A", 2));
+
+	assert_int_equal(store_append(s, m), 1);
+	msg_free(m);
+	store_close(s);
+	s = open_ok(f->data);
+	assert_int_equal(store_count(s), 2);
+	store_close(s);
+}
+
+/* A record replay would refuse is never written. */
+static void
+test_oversize(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*s;
+	struct nt_msg	*m;
+	size_t		 len = 16 * 1024 * 1024 + 1;
+
+	s = open_ok(f->data);
+	m = mk("A", 1, 1, NULL);
+	free(m->text);
+	m->text = xmalloc(len + 1);
+	memset(m->text, 'x', len);
+	m->text[len] = '\0';
+	errno = 0;
+	assert_int_equal(store_append(s, m), -1);
+	assert_int_equal(errno, EMSGSIZE);
+	msg_free(m);
+	assert_int_equal(store_count(s), 0);
+	assert_int_equal(file_size(f->log), 0);
+	assert_int_equal(store_dirty(s), 0);
+	store_close(s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_append_order, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_order_random, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_duplicate_and_gap, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_have, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lookup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lookup_client_id, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_next_missing, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_persistence, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_torn_tail, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bad_length, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bad_crc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_payload, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_replay_dup_and_gap, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bad_data_dir, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_readonly_data_dir, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_creates_data_dir, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_error, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_oversize, setup,
+		    teardown),
+	};
+
+	return (cmocka_run_group_tests(tests, NULL, NULL));
+}
