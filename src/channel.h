@@ -26,9 +26,12 @@ enum chan_type {
 	CH_QUIT = 101,		/* m->w: finish and exit 0 */
 	CH_LOGLEVEL = 102,	/* m->w: level */
 	CH_PEERS = 103,		/* m->ws: ids[], seeds[] allowed to replicate */
+	CH_REOPEN = 105,	/* m->w: target: reopen the log (SIGUSR1) */
+	CH_SETTINGS = 104,	/* m->ws: max_clients, max_message_bytes,
+				   max_frame_bytes, www_dir (after a reload) */
 
 	/* 2xx: ws worker <-> master */
-	CH_CHAT = 200,		/* ws->m: conn, from, text, cid? */
+	CH_CHAT = 200,		/* ws->m: conn, from, text, cid?, t (mono us) */
 	CH_ACK = 201,		/* m->ws: conn, msg (the stored one) */
 	CH_JOIN = 202,		/* ws->m: conn, since{} */
 	CH_HISTORY = 203,	/* m->ws: conn, msg */
@@ -38,7 +41,8 @@ enum chan_type {
 	CH_PEER_CHAT = 207,	/* ws->m: conn, peer, msg */
 	CH_SEED_CHAT = 208,	/* ws->m: from, text: hello-less seed chat */
 	CH_SYNC = 209,		/* m->ws: conn, have{}: send sync on that link */
-	CH_STATUS = 210,	/* ws->m: req; m->ws: req, json (issue #4) */
+	CH_STATUS = 210,	/* ws->m: req, what ("status"|"metrics");
+				   m->ws: req, body */
 	CH_CHAT_FAIL = 211,	/* m->ws: conn, code, message */
 	CH_CLIENTS = 212,	/* ws->m: n (joined clients, for status) */
 

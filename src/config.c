@@ -72,6 +72,7 @@ struct cf_ctx {
 
 static int	 conv_id(const char *);
 static int	 conv_nonempty(const char *);
+static int	 conv_any(const char *);
 static int	 conv_fsync(const char *);
 static const char *fsync_name(int);
 
@@ -79,7 +80,8 @@ static const char *fsync_name(int);
 
 enum {
 	K_NODE_ID, K_PORT, K_LISTEN, K_DATA_DIR, K_LOG_LEVEL, K_FSYNC,
-	K_FSYNC_INTERVAL, K_MAX_CLIENTS, K_MAX_MESSAGE, K_MAX_FRAME, K_NODES,
+	K_FSYNC_INTERVAL, K_MAX_CLIENTS, K_MAX_MESSAGE, K_MAX_FRAME, K_WWW_DIR,
+	K_LOG_FILE, K_USER, K_NODES,
 	K_NTOP
 };
 
@@ -98,8 +100,8 @@ static const struct cf_key top_keys[K_NTOP] = {
 	    .sdef = "info", .conv = log_level_parse,
 	    .conv_name = log_level_name,
 	    .what = "one of \"error\", \"warn\", \"info\", \"debug\"" },
-	/* The store takes its policy when it opens the log. */
-	[K_FSYNC] = { "fsync", CF_STR, .reload = RELOAD_NO,
+	/* The master runs the group commit, so a new policy applies at once. */
+	[K_FSYNC] = { "fsync", CF_STR, .reload = RELOAD_YES,
 	    .sdef = "batch", .conv = conv_fsync, .conv_name = fsync_name,
 	    .what = "one of \"always\", \"batch\", \"none\"" },
 	[K_FSYNC_INTERVAL] = { "fsync_interval_ms", CF_INT,
@@ -111,6 +113,15 @@ static const struct cf_key top_keys[K_NTOP] = {
 	    .max = 65536 },
 	[K_MAX_FRAME] = { "max_frame_bytes", CF_INT, .reload = RELOAD_YES,
 	    .idef = 65536, .min = 1024, .max = 16777216 },
+	/* "": the page installed with nodetalkd (PKGDATADIR/www). */
+	[K_WWW_DIR] = { "www_dir", CF_STR, .reload = RELOAD_YES,
+	    .sdef = "", .conv = conv_any, .what = "a directory" },
+	/* "": stderr; "syslog": the daemon facility; else a file. */
+	[K_LOG_FILE] = { "log_file", CF_STR, .reload = RELOAD_YES,
+	    .sdef = "", .conv = conv_any, .what = "a path or \"syslog\"" },
+	/* "": keep the starting user; else drop to it after binding. */
+	[K_USER] = { "user", CF_STR, .reload = RELOAD_NO,
+	    .sdef = "", .conv = conv_any, .what = "a user name" },
 	[K_NODES] = { "nodes", CF_NODES, CF_REQUIRED, RELOAD_YES },
 };
 
@@ -158,6 +169,12 @@ static int
 conv_nonempty(const char *s)
 {
 	return (*s != '\0' ? 0 : -1);
+}
+
+static int
+conv_any(const char *s)
+{
+	return (0);
 }
 
 static int
@@ -540,6 +557,9 @@ fill_top(struct nt_config *c, const struct cf_val *v)
 	c->max_clients = (int)v[K_MAX_CLIENTS].i;
 	c->max_message_bytes = (int)v[K_MAX_MESSAGE].i;
 	c->max_frame_bytes = (int)v[K_MAX_FRAME].i;
+	c->www_dir = xstrdup(v[K_WWW_DIR].s);
+	c->log_file = xstrdup(v[K_LOG_FILE].s);
+	c->user = xstrdup(v[K_USER].s);
 }
 
 static void
@@ -724,6 +744,9 @@ config_free(struct nt_config *c)
 	}
 	free(c->nodes);
 	free(c->node_id);
+	free(c->www_dir);
+	free(c->log_file);
+	free(c->user);
 	free(c->path);
 	free(c);
 }
@@ -815,6 +838,15 @@ top_value(const struct nt_config *c, int k)
 		break;
 	case K_MAX_FRAME:
 		v.i = c->max_frame_bytes;
+		break;
+	case K_WWW_DIR:
+		v.s = c->www_dir;
+		break;
+	case K_LOG_FILE:
+		v.s = c->log_file;
+		break;
+	case K_USER:
+		v.s = c->user;
 		break;
 	}
 	return (v);

@@ -37,6 +37,9 @@ struct nt_config {
 	int		 max_clients;
 	int		 max_message_bytes;	/* cap on a chat text */
 	int		 max_frame_bytes;	/* cap on a WebSocket message */
+	char		*www_dir;	/* "" = PKGDATADIR "/www" */
+	char		*log_file;	/* "" = stderr, "syslog", or a path */
+	char		*user;		/* "" = do not drop privileges */
 };
 
 /*

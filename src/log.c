@@ -5,18 +5,25 @@
  * told apart from one of the master's.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "nodetalk.h"
 #include "log.h"
 
 static char	 log_node[64];
 static char	 log_proc[32] = "nodetalkd";
 static int	 log_level = LOG_LVL_INFO;
+static int	 log_fd = STDERR_FILENO;
+static int	 log_to_syslog;
+static int	 log_stamp;		/* a file: lines carry the time */
+static char	 log_target[4096];	/* what log_open() was given */
 
 static const char *const log_names[] = { "error", "warn", "info", "debug" };
 
@@ -74,6 +81,79 @@ log_level_name(int level)
 }
 
 /*
+ * Where lines go: "" stderr, "syslog", or a file opened for appending
+ * (again on SIGUSR1, after logrotate moved it).  On failure the old target
+ * stays and *cause says why.
+ */
+int
+log_open(const char *target, char **cause)
+{
+	int	 fd;
+
+	if (target[0] != '\0' && strcmp(target, "syslog") != 0) {
+		fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+		    0640);
+		if (fd == -1) {
+			xasprintf(cause, "log file %s: %s", target,
+			    strerror(errno));
+			return (-1);
+		}
+	} else
+		fd = STDERR_FILENO;
+	if (log_fd != STDERR_FILENO)
+		close(log_fd);
+	if (log_to_syslog)
+		closelog();
+	log_fd = fd;
+	log_stamp = fd != STDERR_FILENO;
+	log_to_syslog = strcmp(target, "syslog") == 0;
+	if (log_to_syslog)
+		openlog("nodetalkd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	snprintf(log_target, sizeof(log_target), "%s", target);
+	return (0);
+}
+
+/* Open the same target again: SIGUSR1, or a freshly forked worker. */
+int
+log_reopen(char **cause)
+{
+	char	 target[sizeof(log_target)];
+
+	memcpy(target, log_target, sizeof(target));
+	return (log_open(target, cause));
+}
+
+const char *
+log_current(void)
+{
+	return (log_target);
+}
+
+static void
+log_syslog(int level, const char *line)
+{
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO,
+	    LOG_DEBUG };
+
+	syslog(prio[level], "%s", line);
+}
+
+/* "2026-11-25T15:48:48.123Z ": a file has no journal to stamp it. */
+static int
+log_timestamp(char *buf, size_t len)
+{
+	struct timespec	 ts;
+	struct tm	 tm;
+	size_t		 n;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	return ((int)n + snprintf(buf + n, len - n, ".%03ldZ ",
+	    ts.tv_nsec / 1000000));
+}
+
+/*
  * One write(2) per line, so lines from the three processes sharing stderr
  * never interleave mid-line.
  */
@@ -85,11 +165,12 @@ log_emit(int level, const char *tag, const char *fmt, va_list ap, int err)
 
 	if (level > log_level)
 		return;
+	len = log_stamp ? log_timestamp(line, sizeof(line)) : 0;
 	if (level == LOG_LVL_INFO)
-		len = snprintf(line, sizeof(line), "%s", log_node);
+		len += snprintf(line + len, sizeof(line) - len, "%s", log_node);
 	else
-		len = snprintf(line, sizeof(line), "%s%s: %s", log_node,
-		    log_proc, tag);
+		len += snprintf(line + len, sizeof(line) - len, "%s%s: %s",
+		    log_node, log_proc, tag);
 	if (len < 0 || (size_t)len >= sizeof(line))
 		len = 0;
 	n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
@@ -100,8 +181,13 @@ log_emit(int level, const char *tag, const char *fmt, va_list ap, int err)
 	if (err != 0)
 		len += snprintf(line + len, sizeof(line) - len, ": %s",
 		    strerror(err));
+	if (log_to_syslog) {
+		line[len] = '\0';
+		log_syslog(level, line);
+		return;
+	}
 	line[len++] = '\n';
-	(void)!write(STDERR_FILENO, line, len);
+	(void)!write(log_fd, line, len);
 }
 
 void

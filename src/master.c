@@ -11,7 +11,10 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
+#include <sys/file.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,6 +29,7 @@
 #include "channel.h"
 #include "config.h"
 #include "log.h"
+#include "status.h"
 #include "store.h"
 
 #define RESTART_MIN_MS	100
@@ -33,6 +37,7 @@
 #define STABLE_SECS	10	/* a worker up this long resets its backoff */
 #define STOP_GRACE_SECS	5	/* then SIGKILL */
 #define GAP_SYNC_MS	500	/* at most one gap-triggered sync per link */
+#define SYNC_EVERY_SECS	5	/* anti-entropy: each inbound peer link */
 
 struct worker {
 	const char	*name;		/* "ws", "peer" */
@@ -55,13 +60,16 @@ struct pending {
 	int		 ack;
 	int		 fresh;		/* newly stored: push it */
 	int		 replicate;	/* ours: send it to every peer */
+	int64_t		 t_us;		/* when it was appended */
 };
 
+/* What the master knows of a peer: the public part and gap bookkeeping. */
 struct peer_state {
-	char		 id[NT_ID_MAX + 1];
-	int		 up;
+	struct peer_view view;
 	uint64_t	 gap_conn;
 	int64_t		 gap_ms;
+	uint64_t	 in_conn;	/* its link to us, in the ws worker */
+	int		 in_known;
 };
 
 struct master {
@@ -80,8 +88,13 @@ struct master {
 	int			 stopping;
 	int			 ready;
 	struct event		*kill_ev;
+	struct event		*antientropy_ev;
+	int			 detached;
 	struct event		*sigs[5];
 	int			 clients;
+	struct peer_state	*peers;
+	size_t			 npeers;
+	struct stats		 stats;
 };
 
 static struct master	 M;
@@ -92,6 +105,40 @@ static void	master_frame(struct chan *, int, const msgpack_object *, void *);
 static void	master_chan_lost(struct chan *, const char *, void *);
 static void	commit_schedule(void);
 static void	commit_release(void);
+
+/*
+ * The pid file is locked for as long as the master runs, so a second
+ * nodetalkd on the same file is refused even when a stale file remains.
+ */
+static int
+pidfile_lock(const char *path)
+{
+	char	 buf[32];
+	ssize_t	 n;
+	int	 fd;
+
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) == -1)
+		fatal("pid file %s", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		fatalx("pid file %s is locked: nodetalkd already runs (pid %s)",
+		    path, buf[0] != '\0' ? buf : "unknown");
+	}
+	return (fd);
+}
+
+static void
+pidfile_write(int fd, const char *path)
+{
+	char	 buf[32];
+	int	 len;
+
+	len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, buf, len, 0) != len)
+		fatal("pid file %s", path);
+}
 
 static void __attribute__((noreturn))
 usage(void)
@@ -173,6 +220,60 @@ send_peers(void)
 	free(seeds);
 }
 
+/* The limits and the page's directory, which the ws worker applies. */
+static void
+send_settings(void)
+{
+	struct chan_frame	 f;
+
+	if (M.ws.ch == NULL)
+		return;
+	frame_begin(&f, CH_SETTINGS, 4);
+	frame_u64(&f, "max_clients", (uint64_t)M.conf->max_clients);
+	frame_u64(&f, "max_message_bytes",
+	    (uint64_t)M.conf->max_message_bytes);
+	frame_u64(&f, "max_frame_bytes", (uint64_t)M.conf->max_frame_bytes);
+	frame_str(&f, "www_dir", M.conf->www_dir);
+	chan_send(M.ws.ch, &f);
+}
+
+static void
+send_reopen(struct worker *w)
+{
+	struct chan_frame	 f;
+
+	if (w->ch == NULL)
+		return;
+	frame_begin(&f, CH_REOPEN, 1);
+	frame_str(&f, "target", log_current());
+	chan_send(w->ch, &f);
+}
+
+/* SIGUSR1 (logrotate) or a new log_file: every process reopens. */
+static int
+master_reopen_log(const char *target)
+{
+	char	*cause = NULL;
+
+	if (log_open(target, &cause) == -1) {
+		log_warnx("%s; logging stays where it was", cause);
+		free(cause);
+		return (-1);
+	}
+	send_reopen(&M.ws);
+	send_reopen(&M.peer);
+	return (0);
+}
+
+/* -d with no log_file: stderr is gone, so syslog. */
+static const char *
+log_target_for(const struct nt_config *c)
+{
+	if (c->log_file[0] == '\0' && M.detached)
+		return ("syslog");
+	return (c->log_file);
+}
+
 static void
 send_loglevel(struct worker *w)
 {
@@ -202,6 +303,7 @@ pending_add(const struct nt_msg *m, int ack, uint64_t conn, int fresh,
 	p->ack = ack;
 	p->fresh = fresh;
 	p->replicate = replicate;
+	p->t_us = mono_us();
 	commit_schedule();
 }
 
@@ -243,8 +345,11 @@ on_client_chat(const msgpack_object *o)
 	const struct nt_msg	*old;
 	struct nt_msg		 m;
 	uint64_t		 conn;
+	int64_t			 t;
 
 	memset(&m, 0, sizeof(m));
+	if (frame_get_i64(o, "t", &t) == 0)
+		hist_add(&M.stats.chan_lat, (mono_us() - t) / 1e6);
 	if (frame_get_u64(o, "conn", &conn) == -1 ||
 	    (m.from = frame_get_str(o, "from")) == NULL ||
 	    (m.text = frame_get_str(o, "text")) == NULL)
@@ -253,6 +358,7 @@ on_client_chat(const msgpack_object *o)
 	/* A retry after a lost ack: answer with what was stored. */
 	if (m.client_id != NULL && (old = store_lookup_client_id(M.store,
 	    M.conf->node_id, m.client_id)) != NULL) {
+		M.stats.retries++;
 		pending_add(old, 1, conn, 0, 0);
 		goto out;
 	}
@@ -260,9 +366,10 @@ on_client_chat(const msgpack_object *o)
 	m.seq = have_get(store_have(M.store), m.origin) + 1;
 	m.lamport = store_lamport(M.store) + 1;
 	m.ts = now_ms();
-	if (store_message(&m) == 1)
+	if (store_message(&m) == 1) {
+		M.stats.accepted++;
 		pending_add(&m, 1, conn, 1, 1);
-	else
+	} else
 		send_fail(conn, "store_failed", "the message could not be stored");
 out:
 	msg_clear(&m);
@@ -271,17 +378,40 @@ out:
 static struct peer_state *
 peer_state(const char *id)
 {
-	static struct peer_state	*ps;
-	static size_t			 nps;
-	size_t				 i;
+	size_t	 i;
 
-	for (i = 0; i < nps; i++)
-		if (strcmp(ps[i].id, id) == 0)
-			return (&ps[i]);
-	ps = xreallocarray(ps, nps + 1, sizeof(*ps));
-	memset(&ps[nps], 0, sizeof(*ps));
-	snprintf(ps[nps].id, sizeof(ps[nps].id), "%s", id);
-	return (&ps[nps++]);
+	for (i = 0; i < M.npeers; i++)
+		if (strcmp(M.peers[i].view.id, id) == 0)
+			return (&M.peers[i]);
+	return (NULL);
+}
+
+/* One entry per configured peer; what is known of a kept peer stays. */
+static void
+peers_rebuild(void)
+{
+	struct peer_state	*old = M.peers, *o, *p;
+	size_t			 nold = M.npeers, i, j;
+
+	M.peers = xcalloc(M.conf->nnodes, sizeof(*M.peers));
+	M.npeers = 0;
+	for (i = 0; i < M.conf->nnodes; i++) {
+		if (&M.conf->nodes[i] == M.conf->self)
+			continue;
+		p = &M.peers[M.npeers++];
+		snprintf(p->view.id, sizeof(p->view.id), "%s",
+		    M.conf->nodes[i].id);
+		for (j = 0; j < nold; j++) {
+			o = &old[j];
+			if (strcmp(o->view.id, p->view.id) != 0)
+				continue;
+			*p = *o;
+			memset(o, 0, sizeof(*o));
+		}
+	}
+	for (j = 0; j < nold; j++)
+		have_clear(&old[j].view.have);
+	free(old);
 }
 
 /*
@@ -306,10 +436,13 @@ on_peer_chat(const msgpack_object *o)
 		return;
 	}
 	rv = store_message(&m);
-	if (rv == 1)
+	if (rv == 1) {
+		M.stats.replicated_in++;
 		pending_add(&m, 0, 0, 1, 0);
-	else if (rv == -2) {
-		ps = peer_state(peer);
+	} else if (rv == 0)
+		M.stats.duplicates++;
+	else if (rv == -2 && (ps = peer_state(peer)) != NULL) {
+		M.stats.gaps++;
 		if (ps->gap_conn != conn || now_ms() - ps->gap_ms > GAP_SYNC_MS) {
 			log_info("Gap from %s at %s-%llu; asking for catch-up",
 			    peer, m.origin, (unsigned long long)m.seq);
@@ -338,8 +471,10 @@ on_seed_chat(const msgpack_object *o)
 	m.seq = have_get(store_have(M.store), m.origin) + 1;
 	m.lamport = store_lamport(M.store) + 1;
 	m.ts = now_ms();
-	if (store_message(&m) == 1)
+	if (store_message(&m) == 1) {
+		M.stats.seed_in++;
 		pending_add(&m, 0, 0, 1, 0);
+	}
 	msg_clear(&m);
 }
 
@@ -387,6 +522,7 @@ on_join(const msgpack_object *o)
 static void
 on_peer_hello(const msgpack_object *o)
 {
+	struct peer_state *ps;
 	struct nt_node	*node;
 	char		*peer;
 	uint64_t	 conn;
@@ -398,8 +534,12 @@ on_peer_hello(const msgpack_object *o)
 	}
 	log_info("Received hello from %s", peer);
 	/* A seed node would not understand a sync. */
-	if ((node = config_node(M.conf, peer)) != NULL && !node->seed)
+	if ((node = config_node(M.conf, peer)) != NULL && !node->seed &&
+	    (ps = peer_state(peer)) != NULL) {
+		ps->in_conn = conn;
+		ps->in_known = 1;
 		send_sync(conn);
+	}
 	free(peer);
 }
 
@@ -407,6 +547,7 @@ on_peer_hello(const msgpack_object *o)
 static void
 on_sync_request(const msgpack_object *o)
 {
+	struct peer_state *ps;
 	struct nt_have	 have;
 	char		*peer;
 	size_t		 i, n = 0;
@@ -415,6 +556,11 @@ on_sync_request(const msgpack_object *o)
 	if (peer == NULL || frame_get_have(o, "have", &have) == -1) {
 		free(peer);
 		return;
+	}
+	if ((ps = peer_state(peer)) != NULL) {
+		have_copy(&ps->view.have, &have);
+		ps->view.have_known = 1;
+		ps->view.last_sync_ms = now_ms();
 	}
 	for (i = store_next_missing(M.store, &have, 0);
 	    i < store_count(M.store);
@@ -425,6 +571,7 @@ on_sync_request(const msgpack_object *o)
 		    store_at(M.store, i));
 		n++;
 	}
+	M.stats.replicated_out += n;
 	if (n > 0)
 		log_info("Catch-up: sending %zu messages to %s", n, peer);
 	have_clear(&have);
@@ -439,9 +586,61 @@ on_link(const msgpack_object *o)
 
 	if ((peer = frame_get_str(o, "peer")) == NULL)
 		return;
-	if (frame_get_bool(o, "up", &up) == 0)
-		peer_state(peer)->up = up;
+	if (frame_get_bool(o, "up", &up) == 0 && peer_state(peer) != NULL)
+		peer_state(peer)->view.up = up;
 	free(peer);
+}
+
+/*
+ * Every few seconds each peer hears what we hold, as on a new link.  A
+ * message lost as a link broke is found here even when no later message
+ * reveals the gap, and the peers learn our lag for /status.
+ */
+static void
+antientropy_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct timeval	 tv = { SYNC_EVERY_SECS, 0 };
+	size_t		 i;
+
+	for (i = 0; i < M.npeers; i++)
+		if (M.peers[i].in_known)
+			send_sync(M.peers[i].in_conn);
+	evtimer_add(M.antientropy_ev, &tv);
+}
+
+/* /status and /metrics: built here, where the numbers are. */
+static void
+on_status(const msgpack_object *o)
+{
+	struct status_ctx	 c;
+	struct worker_view	 wv[2];
+	struct peer_view	*pv;
+	struct chan_frame	 f;
+	char			*what, *body;
+	uint64_t		 req;
+	size_t			 i;
+
+	what = frame_get_str(o, "what");
+	if (what == NULL || frame_get_u64(o, "req", &req) == -1) {
+		free(what);
+		return;
+	}
+	pv = xcalloc(M.npeers, sizeof(*pv));
+	for (i = 0; i < M.npeers; i++)
+		pv[i] = M.peers[i].view;	/* shallow: read only */
+	wv[0] = (struct worker_view){ "ws", M.ws.pid, M.ws.restarts };
+	wv[1] = (struct worker_view){ "peer", M.peer.pid, M.peer.restarts };
+	c = (struct status_ctx){ M.conf, M.store, &M.stats, pv, M.npeers,
+	    wv, 2, M.clients };
+	body = strcmp(what, "metrics") == 0 ? status_metrics(&c) :
+	    status_json(&c);
+	frame_begin(&f, CH_STATUS, 2);
+	frame_u64(&f, "req", req);
+	frame_str(&f, "body", body);
+	chan_send(M.ws.ch, &f);
+	free(body);
+	free(pv);
+	free(what);
 }
 
 /* Group commit: one fsync covers every append made since the last one. */
@@ -474,14 +673,21 @@ commit_release(void)
 	const struct nt_msg	*m;
 	struct pending		*p;
 	size_t			 i, n;
+	int64_t			 t, now;
 
 	/*
 	 * After a failed fsync the kernel may have dropped the dirty pages,
 	 * so a retry could "succeed" over lost data: nothing unacknowledged
 	 * may be acknowledged now, and the safe answer is to stop.
 	 */
-	if (M.conf->fsync != FSYNC_NONE && store_sync(M.store) == -1)
-		fatal("%s: fsync", store_path(M.store));
+	if (M.conf->fsync != FSYNC_NONE && store_dirty(M.store)) {
+		t = mono_us();
+		if (store_sync(M.store) == -1)
+			fatal("%s: fsync", store_path(M.store));
+		M.stats.syncs++;
+		hist_add(&M.stats.fsync_lat, (mono_us() - t) / 1e6);
+	}
+	now = mono_us();
 	n = M.npend;
 	for (i = 0; i < n; i++) {
 		p = &M.pend[i];
@@ -489,10 +695,14 @@ commit_release(void)
 			continue;
 		if (p->ack)
 			send_msg_frame(&M.ws, CH_ACK, 1, p->conn, NULL, m);
-		if (p->fresh)
+		if (p->fresh) {
+			hist_add(&M.stats.commit_lat, (now - p->t_us) / 1e6);
 			send_msg_frame(&M.ws, CH_PUSH, 0, 0, NULL, m);
-		if (p->replicate)
+		}
+		if (p->replicate) {
+			M.stats.replicated_out++;
 			send_msg_frame(&M.peer, CH_REPLICATE, 0, 0, "", m);
+		}
 	}
 	free(M.pend);
 	M.pend = NULL;
@@ -565,6 +775,9 @@ master_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 		return;
 	case CH_LINK:
 		on_link(o);
+		return;
+	case CH_STATUS:
+		on_status(o);
 		return;
 	}
 	/* A worker speaking out of turn is broken: restart it. */
@@ -663,9 +876,12 @@ worker_died(struct worker *w, int status)
 		w->ch = NULL;
 	}
 	w->hello = 0;
-	if (w == &M.ws)	/* its connections are gone: nobody to ack */
+	if (w == &M.ws) {	/* its connections are gone */
 		for (i = 0; i < M.npend; i++)
 			M.pend[i].ack = 0;
+		for (i = 0; i < M.npeers; i++)
+			M.peers[i].in_known = 0;
+	}
 	if (M.stopping) {
 		if (M.ws.pid == -1 && M.peer.pid == -1)
 			event_base_loopbreak(M.base);
@@ -784,9 +1000,13 @@ master_reload(void)
 	nc->self->data_dir = xstrdup(old->self->data_dir);
 	peers_changed = !config_nodes_equal(old, nc);
 	M.conf = nc;
+	peers_rebuild();
+	if (strcmp(log_target_for(old), log_target_for(nc)) != 0)
+		master_reopen_log(log_target_for(nc));
 	log_setlevel(nc->log_level);
 	send_loglevel(&M.ws);
 	send_loglevel(&M.peer);
+	send_settings();
 	if (new_listen != -1) {
 		close(M.listen_fd);
 		M.listen_fd = new_listen;
@@ -820,7 +1040,8 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 		reap_children();
 		break;
 	case SIGUSR1:
-		log_info("SIGUSR1: nothing to reopen, logging to stderr");
+		if (master_reopen_log(log_current()) == 0)
+			log_info("reopened the log");
 		break;
 	}
 }
@@ -867,8 +1088,9 @@ worker_init(struct worker *w, const char *name, worker_main_fn fn)
 	w->respawn_ev = evtimer_new(M.base, respawn_cb, w);
 }
 
+/* Everything that can fail at start-up fails here, before detaching. */
 static void
-master_run(void)
+master_setup(void)
 {
 	char	*cause = NULL;
 
@@ -879,11 +1101,21 @@ master_run(void)
 	M.store = store_open(M.conf->self->data_dir, M.conf->fsync, &cause);
 	if (M.store == NULL)
 		fatalx("%s", cause);
+	proc_drop_privileges(M.conf->user);
+}
+
+static void
+master_run(void)
+{
 	if ((M.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	M.sync_ev = evtimer_new(M.base, commit_cb, NULL);
 	M.kill_ev = evtimer_new(M.base, kill_cb, NULL);
+	M.antientropy_ev = evtimer_new(M.base, antientropy_cb, NULL);
+	antientropy_cb(-1, 0, NULL);
 	master_signals();
+	M.stats.started_ms = now_ms();
+	peers_rebuild();
 	worker_init(&M.ws, "ws", ws_worker_main);
 	worker_init(&M.peer, "peer", peer_worker_main);
 	worker_start(&M.ws);
@@ -909,7 +1141,9 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	const char	*path = NT_DEFAULT_CONF, *node = NULL;
-	int		 ch, test = 0, verbose = 0, daemonize = 0;
+	const char	*pidfile = NULL;
+	char		*cause = NULL;
+	int		 ch, test = 0, verbose = 0, daemonize = 0, pidfd = -1;
 
 	log_init(NULL, "nodetalkd");
 	while ((ch = getopt_long(argc, argv, "c:n:dtp:vVh", longopts,
@@ -928,6 +1162,7 @@ main(int argc, char *argv[])
 			test = 1;
 			break;
 		case 'p':
+			pidfile = optarg;
 			break;
 		case 'v':
 			verbose++;
@@ -954,8 +1189,18 @@ main(int argc, char *argv[])
 	log_setnode(M.conf->node_id);
 	log_setproc("master");
 	log_setlevel(verbose ? LOG_LVL_DEBUG : M.conf->log_level);
+	M.detached = daemonize;
+	if (log_open(log_target_for(M.conf), &cause) == -1)
+		fatalx("%s", cause);
+	if (pidfile != NULL)
+		pidfd = pidfile_lock(pidfile);
+	master_setup();
 	if (daemonize && daemon(1, 0) == -1)
 		fatal("daemon");
+	if (pidfd != -1)
+		pidfile_write(pidfd, pidfile);
 	master_run();
+	if (pidfile != NULL)
+		unlink(pidfile);
 	return (0);
 }

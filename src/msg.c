@@ -139,6 +139,16 @@ now_ms(void)
 	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
+/* Monotonic microseconds: comparable across our processes on one host. */
+int64_t
+mono_us(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+}
+
 /* Node ids appear in log lines, message ids and file names: keep them plain. */
 int
 valid_node_id(const char *id)

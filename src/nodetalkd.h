@@ -8,6 +8,8 @@
 #include <sys/types.h>
 #include <event2/event.h>
 
+#include <msgpack.h>
+
 #include "config.h"
 
 /*
@@ -30,6 +32,8 @@ pid_t	proc_spawn(const char *procname, worker_main_fn, struct worker_args *,
 	    int *chan_fd);
 int	proc_listen(const char *addr, int port, char **cause);
 void	proc_describe_status(int status, char *buf, size_t len);
+void	proc_drop_privileges(const char *user);
+void	worker_reopen_log(const msgpack_object *);
 
 /* ws_worker.c */
 void	ws_worker_main(struct worker_args *) __attribute__((noreturn));

@@ -263,6 +263,9 @@ peer_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 		if (frame_get_u64(o, "level", &level) == 0)
 			log_setlevel((int)level);
 		break;
+	case CH_REOPEN:
+		worker_reopen_log(o);
+		break;
 	case CH_QUIT:
 		peer_quit();
 		break;

@@ -12,6 +12,8 @@
 #include <netdb.h>
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@
 
 #include "nodetalk.h"
 #include "nodetalkd.h"
+#include "channel.h"
 #include "log.h"
 
 /*
@@ -66,6 +69,7 @@ proc_spawn(const char *procname, worker_main_fn fn, struct worker_args *wa,
     int *chan_fd)
 {
 	sigset_t	 all, old;
+	char		*cause = NULL;
 	int		 sv[2];
 	pid_t		 pid;
 
@@ -79,6 +83,8 @@ proc_spawn(const char *procname, worker_main_fn fn, struct worker_args *wa,
 	case 0:
 		proc_close_inherited(sv[1], wa->listen_fd);
 		proc_child_signals();
+		if (log_reopen(&cause) == -1)
+			log_open("", &cause);	/* stderr, rather than nothing */
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		log_setproc(procname);
 		wa->chan_fd = sv[1];
@@ -124,6 +130,26 @@ proc_listen(const char *addr, int port, char **cause)
 	return (fd);
 }
 
+/*
+ * Started as root with a user configured: keep nothing of root once the
+ * port is bound and the store is open.
+ */
+void
+proc_drop_privileges(const char *user)
+{
+	struct passwd	*pw;
+
+	if (user[0] == '\0' || geteuid() != 0)
+		return;
+	if ((pw = getpwnam(user)) == NULL)
+		fatalx("user %s: no such user", user);
+	if (setgroups(1, &pw->pw_gid) == -1 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
+		fatal("cannot drop privileges to %s", user);
+	log_info("running as %s (uid %ld)", user, (long)pw->pw_uid);
+}
+
 void
 proc_describe_status(int status, char *buf, size_t len)
 {
@@ -134,4 +160,19 @@ proc_describe_status(int status, char *buf, size_t len)
 		snprintf(buf, len, "killed by signal %d", WTERMSIG(status));
 	else
 		snprintf(buf, len, "stopped (status %d)", status);
+}
+
+/* CH_REOPEN: the master reopened its log; a worker follows suit. */
+void
+worker_reopen_log(const msgpack_object *o)
+{
+	char	*target, *cause = NULL;
+
+	if ((target = frame_get_str(o, "target")) == NULL)
+		fatalx("bad CH_REOPEN frame from the master");
+	if (log_open(target, &cause) == -1) {
+		log_warnx("%s", cause);
+		free(cause);
+	}
+	free(target);
 }

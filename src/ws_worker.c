@@ -45,6 +45,9 @@ struct conn {
 	struct ws_conn		*ws;		/* once upgraded */
 	int			 joined;	/* gets pushed messages */
 	int			 closing;	/* close sent: send nothing */
+	int			 waiting;	/* for the master's /status */
+	int			 keep;		/* keep-alive after it */
+	int			 head_only;	/* ... and it was a HEAD */
 	char			 peer[NT_ID_MAX + 1];
 	TAILQ_ENTRY(conn)	 entry;
 };
@@ -62,10 +65,26 @@ static struct {
 	int			 seeds;		/* any seed peer configured */
 	int			 quitting;
 	int			 clients_sent;
+	char			*www_dir;
 } W;
+
+/* What GET / serves: the page, from www_dir. */
+static const struct {
+	const char	*path;
+	const char	*file;
+	const char	*type;
+} page_files[] = {
+	{ "/", "index.html", "text/html; charset=utf-8" },
+	{ "/index.html", "index.html", "text/html; charset=utf-8" },
+	{ "/app.js", "app.js", "text/javascript; charset=utf-8" },
+	{ "/style.css", "style.css", "text/css; charset=utf-8" },
+};
+
+#define PAGE_MAX	(1024 * 1024)
 
 static void	conn_free(struct conn *);
 static void	conn_send(struct conn *, char *json);
+static struct conn *frame_conn_req(const msgpack_object *);
 
 static struct conn *
 conn_find(uint64_t id)
@@ -191,8 +210,9 @@ relay_chat(struct conn *c, struct wire_in *w)
 {
 	struct chan_frame	 f;
 
-	frame_begin(&f, CH_CHAT, w->msg.client_id != NULL ? 4 : 3);
+	frame_begin(&f, CH_CHAT, w->msg.client_id != NULL ? 5 : 4);
 	frame_u64(&f, "conn", c->id);
+	frame_i64(&f, "t", mono_us());
 	frame_str(&f, "from", w->msg.from);
 	frame_str(&f, "text", w->msg.text);
 	if (w->msg.client_id != NULL)
@@ -349,14 +369,115 @@ http_upgrade(struct conn *c, struct http_req *req)
 	clients_report();
 }
 
-/* Anything but an upgrade: nothing is served here yet but the socket. */
+static void
+http_after_reply(struct conn *c, int keep);
+
+static void
+www_set(const char *dir)
+{
+	free(W.www_dir);
+	W.www_dir = xstrdup(dir[0] != '\0' ? dir : PKGDATADIR "/www");
+}
+
+/* Read one of the page's files; NULL when it cannot be read. */
+static char *
+www_read(const char *file, size_t *len)
+{
+	char	*path, *buf;
+	FILE	*f;
+
+	xasprintf(&path, "%s/%s", W.www_dir, file);
+	f = fopen(path, "r");
+	if (f == NULL) {
+		log_warn("%s", path);
+		free(path);
+		return (NULL);
+	}
+	buf = xmalloc(PAGE_MAX);
+	*len = fread(buf, 1, PAGE_MAX, f);
+	if (ferror(f) || !feof(f)) {
+		log_warnx("%s: unreadable or over %d bytes", path, PAGE_MAX);
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	free(path);
+	return (buf);
+}
+
+static int
+serve_file(struct conn *c, const char *file, const char *type, int head,
+    int keep)
+{
+	char	*body;
+	size_t	 len;
+
+	if ((body = www_read(file, &len)) == NULL) {
+		http_reply(c, 500, NULL, keep);
+		return (keep);
+	}
+	/* Revalidate on every load: an upgrade must reach open browsers. */
+	http_respond(bufferevent_get_output(c->bev), 200, type,
+	    "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n",
+	    body, len, head, keep);
+	free(body);
+	return (keep);
+}
+
+/* /status and /metrics come from the master; reading pauses meanwhile. */
+static void
+ask_status(struct conn *c, const char *what, int head, int keep)
+{
+	struct chan_frame	 f;
+
+	c->waiting = 1;
+	c->keep = keep;
+	c->head_only = head;
+	frame_begin(&f, CH_STATUS, 2);
+	frame_u64(&f, "req", c->id);
+	frame_str(&f, "what", what);
+	chan_send(W.ch, &f);
+}
+
+/* Returns whether to keep the connection (-1: wait for the master). */
 static int
 http_route(struct conn *c, struct http_req *req)
 {
-	int	 keep = http_keepalive(req);
+	int	 keep = http_keepalive(req), head, known = 0;
+	size_t	 i;
+	char	*q;
 
-	http_reply(c, 404, NULL, keep);
-	return (keep);
+	/* We never read bodies, so a request with one ends the connection. */
+	if (http_header(req, "Content-Length") != NULL &&
+	    strcmp(http_header(req, "Content-Length"), "0") != 0)
+		keep = 0;
+	if (http_header(req, "Transfer-Encoding") != NULL)
+		keep = 0;
+	if ((q = strchr(req->path, '?')) != NULL)
+		*q = '\0';
+	head = strcmp(req->method, "HEAD") == 0;
+	for (i = 0; i < sizeof(page_files) / sizeof(page_files[0]); i++)
+		known |= strcmp(req->path, page_files[i].path) == 0;
+	known |= strcmp(req->path, "/status") == 0 ||
+	    strcmp(req->path, "/metrics") == 0;
+	if (!known) {
+		http_reply(c, 404, NULL, keep);
+		return (keep);
+	}
+	if (!head && strcmp(req->method, "GET") != 0) {
+		http_reply(c, 405, "Allow: GET, HEAD\r\n", keep);
+		return (keep);
+	}
+	if (strcmp(req->path, "/status") == 0 ||
+	    strcmp(req->path, "/metrics") == 0) {
+		ask_status(c, req->path + 1, head, keep);
+		return (-1);
+	}
+	for (i = 0; i < sizeof(page_files) / sizeof(page_files[0]); i++)
+		if (strcmp(req->path, page_files[i].path) == 0)
+			break;
+	return (serve_file(c, page_files[i].file, page_files[i].type, head,
+	    keep));
 }
 
 static void
@@ -372,7 +493,7 @@ http_read_cb(struct bufferevent *bev, void *arg)
 	struct http_req	 req;
 	int		 rv, status, keep;
 
-	while (c->bev != NULL &&
+	while (c->bev != NULL && !c->waiting &&
 	    (rv = http_parse_request(bufferevent_get_input(bev), &req,
 	    &status)) != 0) {
 		if (rv == -1) {
@@ -386,13 +507,46 @@ http_read_cb(struct bufferevent *bev, void *arg)
 			keep = http_route(c, &req);
 		if (rv == 1)
 			http_req_clear(&req);
+		if (keep == -1)
+			return;
 		if (!keep) {
-			/* Close once the answer is out. */
-			bufferevent_disable(bev, EV_READ);
-			bufferevent_setcb(bev, NULL, http_done_cb, NULL, c);
+			http_after_reply(c, 0);
 			return;
 		}
 	}
+}
+
+static void
+http_after_reply(struct conn *c, int keep)
+{
+	if (keep) {
+		http_read_cb(c->bev, c);	/* a pipelined request */
+		return;
+	}
+	/* Close once the answer is out. */
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_setcb(c->bev, NULL, http_done_cb, NULL, c);
+}
+
+static void
+on_status(const msgpack_object *o)
+{
+	struct conn	*c;
+	char		*body;
+	int		 metrics;
+
+	if ((body = frame_get_str(o, "body")) == NULL)
+		fatalx("bad CH_STATUS frame from the master");
+	if ((c = frame_conn_req(o)) != NULL && c->waiting && c->bev != NULL) {
+		c->waiting = 0;
+		metrics = body[0] == '#';
+		http_respond(bufferevent_get_output(c->bev), 200, metrics ?
+		    "text/plain; version=0.0.4; charset=utf-8" :
+		    "application/json", "Cache-Control: no-store\r\n",
+		    body, strlen(body), c->head_only, c->keep);
+		http_after_reply(c, c->keep);
+	}
+	free(body);
 }
 
 static void
@@ -436,6 +590,16 @@ accept_error_cb(struct evconnlistener *l, void *arg)
 }
 
 /* Frames from the master. */
+
+static struct conn *
+frame_conn_req(const msgpack_object *o)
+{
+	uint64_t	 id;
+
+	if (frame_get_u64(o, "req", &id) == -1)
+		return (NULL);
+	return (conn_find(id));
+}
 
 static struct conn *
 frame_conn(const msgpack_object *o)
@@ -564,6 +728,26 @@ on_peers(const msgpack_object *o)
 	peers_set(ids, n, ns > 0);
 }
 
+/* A reload changed the limits or the page's directory. */
+static void
+on_settings(const msgpack_object *o)
+{
+	uint64_t	 clients, message, frame;
+	char		*www;
+
+	if (frame_get_u64(o, "max_clients", &clients) == -1 ||
+	    frame_get_u64(o, "max_message_bytes", &message) == -1 ||
+	    frame_get_u64(o, "max_frame_bytes", &frame) == -1 ||
+	    (www = frame_get_str(o, "www_dir")) == NULL)
+		fatalx("bad CH_SETTINGS frame from the master");
+	W.conf->max_clients = (int)clients;
+	W.conf->max_message_bytes = (int)message;
+	/* Connections already open keep the cap they were made with. */
+	W.conf->max_frame_bytes = (int)frame;
+	www_set(www);
+	free(www);
+}
+
 static void
 quit_timeout_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -616,9 +800,18 @@ ws_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 	case CH_PEERS:
 		on_peers(o);
 		break;
+	case CH_SETTINGS:
+		on_settings(o);
+		break;
+	case CH_STATUS:
+		on_status(o);
+		break;
 	case CH_LOGLEVEL:
 		if (frame_get_u64(o, "level", &level) == 0)
 			log_setlevel((int)level);
+		break;
+	case CH_REOPEN:
+		worker_reopen_log(o);
 		break;
 	case CH_QUIT:
 		ws_quit();
@@ -644,6 +837,7 @@ ws_worker_main(struct worker_args *wa)
 	if ((W.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	peers_from_config();
+	www_set(W.conf->www_dir);
 	W.ch = chan_new(W.base, wa->chan_fd, "master", ws_frame, ws_chan_lost,
 	    NULL);
 	W.listener = evconnlistener_new(W.base, accept_cb, NULL,

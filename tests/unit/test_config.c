@@ -64,7 +64,7 @@ srcpath(const char *rel)
 	const char	*dir;
 	char		*p;
 
-	if ((dir = getenv("NT_SRCDIR")) == NULL)
+	if ((dir = getenv("NT_SRCDIR")) == NULL || *dir == '\0')
 		dir = ".";
 	assert_int_not_equal(asprintf(&p, "%s/%s", dir, rel), -1);
 	return (p);

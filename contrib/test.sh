@@ -1,0 +1,77 @@
+#!/bin/bash
+# test.sh: the whole test suite, as CI runs it.  Installs what is missing,
+# builds twice (plain, and with ASan + UBSan), runs `make check` in both and
+# `make distcheck` once, then prints the harness's own totals as
+# "N passed, N failed".
+set -uo pipefail
+
+usage() {
+	cat <<'USAGE'
+usage: contrib/test.sh [--quick] [--help]
+Builds nodetalkd in build/plain and build/sanitize and runs make check in
+both, then make distcheck.  Exits 0 only when every test passed.
+  --quick   the plain build's make check only
+USAGE
+}
+
+quick=0
+case "${1:-}" in
+--help|-h) usage; exit 0 ;;
+--quick) quick=1 ;;
+"") ;;
+*) usage >&2; exit 2 ;;
+esac
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+contrib/deps.sh || { echo "test.sh: could not install dependencies" >&2; exit 1; }
+autoreconf -fi >/dev/null 2>&1 || { autoreconf -fi; exit 1; }
+
+jobs=$(nproc 2>/dev/null || echo 2)
+status=0
+logs=()
+
+# build DIR CONFIGURE-ARGS...: configure, build and check in DIR.
+build() {
+	local dir=$1; shift
+	rm -rf "$dir" && mkdir -p "$dir" &&
+	(cd "$dir" && "$top/configure" -q "$@" && make -s -j"$jobs") || {
+		echo "test.sh: build in $dir failed" >&2
+		status=1
+		return 1
+	}
+	(cd "$dir" && make -j"$jobs" check) || status=1
+	logs+=("$dir/test-suite.log")
+}
+
+build build/plain
+if [ $quick -eq 0 ]; then
+	build build/sanitize --enable-sanitizers
+	(cd build/plain && make -s distcheck >distcheck.log 2>&1) || {
+		echo "test.sh: make distcheck failed (build/plain/distcheck.log):" >&2
+		tail -n 40 build/plain/distcheck.log >&2
+		status=1
+	}
+fi
+
+# The totals come from automake's own test-suite.log summaries.
+pass=0 fail=0 skip=0
+for log in "${logs[@]}"; do
+	[ -f "$log" ] || { fail=$((fail + 1)); continue; }
+	p=$(sed -n 's/^# PASS: *//p' "$log"); f=$(sed -n 's/^# FAIL: *//p' "$log")
+	e=$(sed -n 's/^# ERROR: *//p' "$log"); x=$(sed -n 's/^# XPASS: *//p' "$log")
+	s=$(sed -n 's/^# SKIP: *//p' "$log")
+	pass=$((pass + ${p:-0})); fail=$((fail + ${f:-0} + ${e:-0} + ${x:-0}))
+	skip=$((skip + ${s:-0}))
+	if [ "${f:-0}" != 0 ] || [ "${e:-0}" != 0 ]; then
+		echo "---- failures in $log ----"
+		cat "$log"
+	fi
+done
+[ $fail -ne 0 ] && status=1
+if [ $skip -ne 0 ]; then
+	echo "$pass passed, $fail failed, $skip skipped"
+else
+	echo "$pass passed, $fail failed"
+fi
+exit $status

@@ -1,0 +1,241 @@
+/*
+ * status.c: /status (JSON, DESIGN section 5) and /metrics (Prometheus text
+ * format) from the master's numbers.  Built in the master, which owns the
+ * store and the counters; the ws worker only serves the text.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+
+#include "nodetalk.h"
+#include "log.h"
+#include "status.h"
+#include "store.h"
+
+static const double hist_bounds[HIST_BUCKETS] = {
+	0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 1.0
+};
+
+void
+hist_add(struct hist *h, double s)
+{
+	size_t	 i;
+
+	h->count++;
+	h->sum += s;
+	for (i = 0; i < HIST_BUCKETS; i++) {
+		if (s <= hist_bounds[i]) {
+			h->counts[i]++;
+			break;
+		}
+	}
+}
+
+/* How many messages we hold that the peer, by its last sync, does not. */
+uint64_t
+peer_lag(const struct nt_have *mine, const struct nt_have *theirs)
+{
+	uint64_t	 lag = 0, t;
+	size_t		 i;
+
+	for (i = 0; i < mine->n; i++) {
+		if (origin_is_local_only(mine->v[i].origin))
+			continue;
+		t = have_get(theirs, mine->v[i].origin);
+		if (mine->v[i].seq > t)
+			lag += mine->v[i].seq - t;
+	}
+	return (lag);
+}
+
+static cJSON *
+have_json(const struct nt_have *h)
+{
+	cJSON	*o = cJSON_CreateObject();
+	size_t	 i;
+
+	for (i = 0; i < h->n; i++)
+		cJSON_AddNumberToObject(o, h->v[i].origin, (double)h->v[i].seq);
+	return (o);
+}
+
+static cJSON *
+peers_json(const struct status_ctx *c)
+{
+	const struct peer_view	*p;
+	cJSON			*o = cJSON_CreateObject(), *po;
+	size_t			 i;
+
+	for (i = 0; i < c->npeers; i++) {
+		p = &c->peers[i];
+		po = cJSON_AddObjectToObject(o, p->id);
+		cJSON_AddBoolToObject(po, "connected", p->up);
+		if (p->have_known) {
+			cJSON_AddItemToObject(po, "have", have_json(&p->have));
+			cJSON_AddNumberToObject(po, "lag", (double)peer_lag(
+			    store_have(c->store), &p->have));
+		} else {
+			cJSON_AddNullToObject(po, "have");
+			cJSON_AddNullToObject(po, "lag");
+		}
+	}
+	return (o);
+}
+
+static cJSON *
+workers_json(const struct status_ctx *c)
+{
+	cJSON	*o = cJSON_CreateObject(), *wo;
+	size_t	 i;
+
+	for (i = 0; i < c->nworkers; i++) {
+		wo = cJSON_AddObjectToObject(o, c->workers[i].name);
+		cJSON_AddNumberToObject(wo, "pid", c->workers[i].pid);
+		cJSON_AddNumberToObject(wo, "restarts", c->workers[i].restarts);
+	}
+	return (o);
+}
+
+char *
+status_json(const struct status_ctx *c)
+{
+	cJSON	*o = cJSON_CreateObject();
+	char	*s;
+
+	cJSON_AddStringToObject(o, "node", c->conf->node_id);
+	cJSON_AddStringToObject(o, "version", PACKAGE_VERSION);
+	cJSON_AddNumberToObject(o, "messages", (double)store_count(c->store));
+	cJSON_AddNumberToObject(o, "lamport", (double)store_lamport(c->store));
+	cJSON_AddNumberToObject(o, "clients", c->clients);
+	cJSON_AddItemToObject(o, "have", have_json(store_have(c->store)));
+	cJSON_AddItemToObject(o, "peers", peers_json(c));
+	cJSON_AddItemToObject(o, "workers", workers_json(c));
+	cJSON_AddStringToObject(o, "fsync", fsync_policy_name(c->conf->fsync));
+	cJSON_AddNumberToObject(o, "uptime_ms",
+	    (double)(now_ms() - c->stats->started_ms));
+	if ((s = cJSON_PrintUnformatted(o)) == NULL)
+		fatalx("cJSON_PrintUnformatted");
+	cJSON_Delete(o);
+	return (s);
+}
+
+static void
+metric_head(struct evbuffer *b, const char *name, const char *type,
+    const char *help)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help,
+	    name, type);
+}
+
+static void
+metric_u64(struct evbuffer *b, const char *name, const char *type,
+    const char *help, uint64_t v)
+{
+	metric_head(b, name, type, help);
+	evbuffer_add_printf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void
+metric_hist(struct evbuffer *b, const char *name, const char *help,
+    const struct hist *h)
+{
+	uint64_t	 cum = 0;
+	size_t		 i;
+
+	metric_head(b, name, "histogram", help);
+	for (i = 0; i < HIST_BUCKETS; i++) {
+		cum += h->counts[i];
+		evbuffer_add_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name,
+		    hist_bounds[i], (unsigned long long)cum);
+	}
+	evbuffer_add_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n"
+	    "%s_count %llu\n", name, (unsigned long long)h->count, name,
+	    h->sum, name, (unsigned long long)h->count);
+}
+
+static void
+metrics_counters(struct evbuffer *b, const struct status_ctx *c)
+{
+	const struct stats	*s = c->stats;
+
+	metric_u64(b, "nodetalk_messages_stored", "gauge",
+	    "Messages held by this node.", store_count(c->store));
+	metric_u64(b, "nodetalk_messages_accepted_total", "counter",
+	    "Chats from this node's clients, stored.", s->accepted);
+	metric_u64(b, "nodetalk_messages_replicated_in_total", "counter",
+	    "Messages stored from peers.", s->replicated_in);
+	metric_u64(b, "nodetalk_messages_replicated_out_total", "counter",
+	    "Messages sent to peers, live and catch-up.", s->replicated_out);
+	metric_u64(b, "nodetalk_messages_seed_total", "counter",
+	    "Chats stored from seed-protocol nodes.", s->seed_in);
+	metric_u64(b, "nodetalk_replicated_duplicates_total", "counter",
+	    "Replicated messages already held.", s->duplicates);
+	metric_u64(b, "nodetalk_replicated_gaps_total", "counter",
+	    "Replicated messages refused for a gap (catch-up asked).",
+	    s->gaps);
+	metric_u64(b, "nodetalk_client_retries_total", "counter",
+	    "Chats retried with a known id, answered from the store.",
+	    s->retries);
+	metric_u64(b, "nodetalk_lamport", "gauge",
+	    "The node's Lamport clock.", store_lamport(c->store));
+	metric_u64(b, "nodetalk_log_bytes", "gauge",
+	    "Size of the durable log.", (uint64_t)store_log_size(c->store));
+	metric_u64(b, "nodetalk_clients", "gauge",
+	    "WebSocket clients connected.", (uint64_t)c->clients);
+}
+
+static void
+metrics_labelled(struct evbuffer *b, const struct status_ctx *c)
+{
+	size_t	 i;
+
+	metric_head(b, "nodetalk_peer_up", "gauge",
+	    "1 while the outgoing link to the peer is up.");
+	for (i = 0; i < c->npeers; i++)
+		evbuffer_add_printf(b, "nodetalk_peer_up{peer=\"%s\"} %d\n",
+		    c->peers[i].id, c->peers[i].up);
+	metric_head(b, "nodetalk_peer_lag_messages", "gauge",
+	    "Messages we hold that the peer lacked at its last sync.");
+	for (i = 0; i < c->npeers; i++)
+		if (c->peers[i].have_known)
+			evbuffer_add_printf(b, "nodetalk_peer_lag_messages"
+			    "{peer=\"%s\"} %llu\n", c->peers[i].id,
+			    (unsigned long long)peer_lag(store_have(c->store),
+			    &c->peers[i].have));
+	metric_head(b, "nodetalk_worker_restarts_total", "counter",
+	    "Times a worker was restarted after dying.");
+	for (i = 0; i < c->nworkers; i++)
+		evbuffer_add_printf(b, "nodetalk_worker_restarts_total"
+		    "{worker=\"%s\"} %d\n", c->workers[i].name,
+		    c->workers[i].restarts);
+}
+
+char *
+status_metrics(const struct status_ctx *c)
+{
+	struct evbuffer	*b = evbuffer_new();
+	size_t		 len;
+	char		*s;
+
+	if (b == NULL)
+		fatalx("evbuffer_new");
+	metrics_counters(b, c);
+	metrics_labelled(b, c);
+	metric_hist(b, "nodetalk_log_fsync_seconds",
+	    "Time one fsync of the log took.", &c->stats->fsync_lat);
+	metric_hist(b, "nodetalk_commit_seconds",
+	    "From a message's append to its release (ack, push, replicate).",
+	    &c->stats->commit_lat);
+	metric_hist(b, "nodetalk_channel_seconds",
+	    "From the ws worker to the master, per chat.",
+	    &c->stats->chan_lat);
+	len = evbuffer_get_length(b);
+	s = xmalloc(len + 1);
+	evbuffer_remove(b, s, len);
+	s[len] = '\0';
+	evbuffer_free(b);
+	return (s);
+}

@@ -1,0 +1,72 @@
+/*
+ * status.h: what an operator can see: the numbers the master keeps, and
+ * the /status JSON and /metrics text built from them.
+ */
+#ifndef STATUS_H
+#define STATUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "nodetalk.h"
+#include "config.h"
+
+struct store;
+
+#define HIST_BUCKETS	10
+
+/* A Prometheus histogram of durations, in seconds. */
+struct hist {
+	uint64_t	 counts[HIST_BUCKETS];	/* non-cumulative */
+	uint64_t	 count;
+	double		 sum;
+};
+
+struct peer_view {
+	char		 id[NT_ID_MAX + 1];
+	int		 up;		/* our outgoing link */
+	int		 have_known;	/* it has sent a sync */
+	struct nt_have	 have;		/* its last sync */
+	int64_t		 last_sync_ms;
+};
+
+struct worker_view {
+	const char	*name;
+	pid_t		 pid;
+	int		 restarts;
+};
+
+struct stats {
+	uint64_t	 accepted;	/* chats from our clients, stored */
+	uint64_t	 replicated_in;	/* stored from peers */
+	uint64_t	 replicated_out;	/* handed to the peer worker */
+	uint64_t	 seed_in;	/* hello-less seed chats stored */
+	uint64_t	 duplicates;	/* replicated, already held */
+	uint64_t	 gaps;		/* replicated, refused for a gap */
+	uint64_t	 retries;	/* client retries answered from the store */
+	uint64_t	 syncs;		/* fsyncs */
+	struct hist	 fsync_lat;
+	struct hist	 commit_lat;	/* append to release (ack) */
+	struct hist	 chan_lat;	/* ws worker to master */
+	int64_t		 started_ms;
+};
+
+struct status_ctx {
+	const struct nt_config	*conf;
+	const struct store	*store;
+	const struct stats	*stats;
+	const struct peer_view	*peers;
+	size_t			 npeers;
+	const struct worker_view *workers;
+	size_t			 nworkers;
+	int			 clients;
+};
+
+void	 hist_add(struct hist *, double seconds);
+uint64_t peer_lag(const struct nt_have *mine, const struct nt_have *theirs);
+/* Fresh strings; the caller frees them. */
+char	*status_json(const struct status_ctx *);
+char	*status_metrics(const struct status_ctx *);
+
+#endif /* STATUS_H */
