@@ -27,6 +27,7 @@
 #include "nodetalk.h"
 #include "log.h"
 #include "wire.h"
+#include "client.h"
 #include "ws.h"
 
 #define CLIENT_MAX_MSG		(1024 * 1024)	/* largest frame we accept */
@@ -52,6 +53,7 @@ struct client {
 	const char		*text;
 	char			 id[NT_CID_MAX + 1];
 	int			 json;
+	int			 status;	/* --status */
 	struct timeval		 timeout;	/* zero: wait forever */
 
 	struct event_base	*base;
@@ -106,6 +108,7 @@ usage(int status)
 	    "usage: nodetalk [options] --sender NAME --text TEXT\n"
 	    "       nodetalk [options] [--sender NAME] --history | --follow\n"
 	    "       nodetalk [options] --sender NAME\n"
+	    "       nodetalk [options] --status\n"
 	    "       nodetalk -h | -V\n"
 	    "\n"
 	    "  --server-host HOST  node to connect to (default localhost)\n"
@@ -120,6 +123,9 @@ usage(int status)
 	    "  --follow            print the stored and then new messages "
 	    "until killed,\n"
 	    "                      reconnecting as needed\n"
+	    "  --status            print every node of the cluster: "
+	    "messages, clients,\n"
+	    "                      peer links and lag\n"
 	    "  --json              print each chat frame as received, "
 	    "one per line\n"
 	    "  --timeout SECONDS   give up on connect + ack or history "
@@ -222,7 +228,7 @@ check_text_arg(const char *flag, const char *s)
 
 enum {
 	OPT_HOST = 256, OPT_PORT, OPT_SENDER, OPT_TEXT, OPT_ID, OPT_HISTORY,
-	OPT_FOLLOW, OPT_JSON, OPT_TIMEOUT
+	OPT_FOLLOW, OPT_JSON, OPT_TIMEOUT, OPT_STATUS
 };
 
 static const struct option longopts[] = {
@@ -235,6 +241,7 @@ static const struct option longopts[] = {
 	{ "follow",		no_argument,		NULL,	OPT_FOLLOW },
 	{ "json",		no_argument,		NULL,	OPT_JSON },
 	{ "timeout",		required_argument,	NULL,	OPT_TIMEOUT },
+	{ "status",		no_argument,		NULL,	OPT_STATUS },
 	{ "help",		no_argument,		NULL,	'h' },
 	{ "version",		no_argument,		NULL,	'V' },
 	{ NULL,			0,			NULL,	0 }
@@ -333,6 +340,9 @@ parse_args(struct client *c, int argc, char *argv[])
 			if (parse_timeout(optarg, &c->timeout) == -1)
 				usage_error("bad --timeout: %s", optarg);
 			break;
+		case OPT_STATUS:
+			c->status = 1;
+			break;
 		case 'h':
 			usage(0);
 		case 'V':
@@ -344,6 +354,12 @@ parse_args(struct client *c, int argc, char *argv[])
 	}
 	if (optind != argc)
 		usage_error("unexpected argument: %s", argv[optind]);
+	if (c->status) {
+		if (c->text != NULL || history || follow || id != NULL)
+			usage_error("--status cannot be combined with "
+			    "--text, --history or --follow");
+		c->sender = "nodetalk";
+	}
 	check_args(c, history, follow, id, port);
 }
 
@@ -1042,6 +1058,8 @@ main(int argc, char *argv[])
 	parse_args(&c, argc, argv);
 	/* A node that hangs up mid-write must not kill us with SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
+	if (c.status)
+		return (client_status(c.host, c.port, &c.timeout));
 	client_setup(&c);
 	dial_start(&c);
 	if (!c.closing)

@@ -66,6 +66,7 @@ static cJSON *
 peers_json(const struct status_ctx *c)
 {
 	const struct peer_view	*p;
+	const struct nt_node	*n;
 	cJSON			*o = cJSON_CreateObject(), *po;
 	size_t			 i;
 
@@ -73,6 +74,11 @@ peers_json(const struct status_ctx *c)
 		p = &c->peers[i];
 		po = cJSON_AddObjectToObject(o, p->id);
 		cJSON_AddBoolToObject(po, "connected", p->up);
+		if ((n = config_node(c->conf, p->id)) != NULL) {
+			cJSON_AddStringToObject(po, "host", n->host);
+			cJSON_AddNumberToObject(po, "port", n->port);
+			cJSON_AddBoolToObject(po, "seed", n->seed);
+		}
 		if (p->have_known) {
 			cJSON_AddItemToObject(po, "have", have_json(&p->have));
 			cJSON_AddNumberToObject(po, "lag", (double)peer_lag(

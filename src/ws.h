@@ -33,7 +33,7 @@ struct http_req {
 /*
  * Parse one request head from the front of in.  Returns 1 and drains the
  * head when complete, 0 when more bytes are needed, -1 when the request is
- * bad; *status is then the HTTP status to answer (400, 413, 431, 505).
+ * bad; *status is then the HTTP status to answer (400, 414, 431, 505).
  */
 int		 http_parse_request(struct evbuffer *in, struct http_req *,
 		    int *status);
@@ -64,7 +64,7 @@ int		 ws_client_response(struct evbuffer *in, const char *key,
 struct ws_conn;
 
 struct ws_conn_cbs {
-	/* a complete, UTF-8 valid text message */
+	/* a complete, UTF-8 valid text message, NUL-terminated */
 	void	(*on_text)(struct ws_conn *, const char *, size_t, void *);
 	/*
 	 * The connection is over: code is the close code received or sent

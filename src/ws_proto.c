@@ -649,24 +649,43 @@ conn_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
 	return (0);
 }
 
+/*
+ * Hand a text message to on_text NUL-terminated: wslay's copy is not,
+ * and a parser that wants a C string must not read past it.
+ */
+static void
+conn_text(struct ws_conn *c, const uint8_t *msg, size_t len)
+{
+	char	*s;
+
+	/* wslay validates too; this keeps the promise if it did not */
+	if (!utf8_valid((const char *)msg, len)) {
+		ws_conn_close(c, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA,
+		    "invalid UTF-8");
+		return;
+	}
+	if (c->cbs.on_text == NULL)
+		return;
+	s = xmalloc(len + 1);
+	if (len > 0)
+		memcpy(s, msg, len);
+	s[len] = '\0';
+	c->cbs.on_text(c, s, len, c->arg);
+	free(s);
+}
+
 static void
 conn_msg_cb(wslay_event_context_ptr ctx __unused,
     const struct wslay_event_on_msg_recv_arg *m, void *arg)
 {
 	struct ws_conn	*c = arg;
-	const char	*s = m->msg != NULL ? (const char *)m->msg : "";
 
 	/* Once we said goodbye nobody is left to answer a message. */
 	if (c->freed || c->closing)
 		return;
 	switch (m->opcode) {
 	case WSLAY_TEXT_FRAME:
-		/* wslay validates too; this keeps the promise if it did not */
-		if (!utf8_valid(s, m->msg_length))
-			ws_conn_close(c, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA,
-			    "invalid UTF-8");
-		else if (c->cbs.on_text != NULL)
-			c->cbs.on_text(c, s, m->msg_length, c->arg);
+		conn_text(c, m->msg, m->msg_length);
 		break;
 	case WSLAY_BINARY_FRAME:
 		ws_conn_close(c, WSLAY_CODE_UNSUPPORTED_DATA,
