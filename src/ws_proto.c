@@ -49,11 +49,17 @@ static const char b64_alphabet[] =
  * HTTP heads.
  */
 
+/* isdigit() is undefined for the negative chars a peer may send. */
+static int
+is_digit(char c)
+{
+	return (c >= '0' && c <= '9');
+}
+
 static int
 is_tchar(unsigned char c)
 {
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9'))
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c))
 		return (1);
 	return (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
@@ -197,8 +203,8 @@ parse_headers(const char *p, const char *end, struct http_req *req)
 static int
 parse_version(const char *v, size_t len, int *major)
 {
-	if (len != 8 || strncmp(v, "HTTP/", 5) != 0 || v[6] != '.' ||
-	    v[5] < '0' || v[5] > '9' || v[7] < '0' || v[7] > '9')
+	if (len != 8 || strncmp(v, "HTTP/", 5) != 0 || !is_digit(v[5]) ||
+	    v[6] != '.' || !is_digit(v[7]))
 		return (-1);
 	*major = v[5] - '0';
 	return (v[7] - '0');
@@ -491,12 +497,12 @@ parse_status_line(const char *line, size_t len, char **cause)
 	int	major, status;
 
 	if (len < 12 || parse_version(line, 8, &major) == -1 || major != 1 ||
-	    line[8] != ' ' || strspn(line + 9, "0123456789") < 3 ||
-	    (len > 12 && line[12] != ' ')) {
+	    line[8] != ' ' || !is_digit(line[9]) || !is_digit(line[10]) ||
+	    !is_digit(line[11]) || (len > 12 && line[12] != ' ')) {
 		*cause = xstrdup("not an HTTP response");
 		return (-1);
 	}
-	status = atoi(line + 9);
+	status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + line[11] - '0';
 	if (status == 101)
 		return (0);
 	for (rlen = 0, i = 13; i < len && rlen < 64; i++, rlen++)
@@ -897,6 +903,7 @@ ws_conn_new(struct bufferevent *bev, int server, size_t max_msg,
 	    (c->ev_defer = event_new(base, -1, 0, conn_defer_cb, c)) == NULL)
 		fatalx("ws_conn_new: event_new failed");
 	set_nodelay(bufferevent_getfd(bev));
+	/* conn_write_cb must see the output drained: a close finishes then */
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 	bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);

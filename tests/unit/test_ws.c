@@ -209,6 +209,7 @@ side_text(struct ws_conn *c, const char *s, size_t len, void *arg)
 	int		 n;
 
 	assert_ptr_equal(c, sd->c);
+	assert_int_equal(s[len], '\0');
 	assert_true(len < sizeof(sd->text));
 	memcpy(sd->text, s, len);
 	sd->text[len] = '\0';
@@ -716,6 +717,12 @@ test_handshake_roundtrip(void **state UNUSED)
 	    "Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
 	assert_int_equal(ws_client_response(s2c, key, &cause), -1);
 	assert_string_equal(cause, "bad Sec-WebSocket-Accept");
+	free(cause);
+	evbuffer_drain(s2c, evbuffer_get_length(s2c));
+
+	evbuffer_add_printf(s2c, "HTTP/1.1 503\r\n\r\n");
+	assert_int_equal(ws_client_response(s2c, key, &cause), -1);
+	assert_string_equal(cause, "HTTP 503");
 	free(cause);
 	evbuffer_drain(s2c, evbuffer_get_length(s2c));
 
