@@ -11,9 +11,11 @@ on success, 1 on failure; each is bounded by --timeout (default 10 s).
                                        before {"type":"joined"}
   join-wait HOST PORT N                join; print every frame until N live
                                        chats arrived after the joined frame
-  raw HOST PORT FRAME... [--wait S]    send each text frame; print every
+  raw HOST PORT FRAME... [--wait S] [--count N]
+                                       send each text frame; print every
                                        frame received for S s (default 1)
-                                       and the close code if the node closed
+                                       or until N frames came, and the close
+                                       code if the node closed
   binary HOST PORT                     send a binary frame; print the close
   oversize HOST PORT NBYTES            send a text frame of NBYTES; print
                                        the close
@@ -151,12 +153,14 @@ async def cmd_join_wait(a):
         await ws.close()
 
 
-async def collect(ws, seconds):
-    """Print frames for `seconds`; return the close code or None."""
+async def collect(ws, seconds, count=None):
+    """Print frames for `seconds` (or until `count` frames came); return the
+    close code, or None while the connection is open."""
     loop = asyncio.get_running_loop()
     end = loop.time() + seconds
+    got = 0
     try:
-        while True:
+        while count is None or got < count:
             left = end - loop.time()
             if left <= 0:
                 return None
@@ -165,6 +169,8 @@ async def collect(ws, seconds):
             except asyncio.TimeoutError:
                 return None
             show(raw)
+            got += 1
+        return None
     except websockets.ConnectionClosed as e:
         return show_close(e)
 
@@ -177,7 +183,7 @@ async def cmd_raw(a):
                 await ws.send(f)
             except websockets.ConnectionClosed:
                 break
-        await collect(ws, a.wait)
+        await collect(ws, a.wait, a.count)
         return 0
     finally:
         await ws.close()
@@ -267,6 +273,7 @@ def parse_args(argv):
     s = hp("raw")
     s.add_argument("frames", nargs="+")
     s.add_argument("--wait", type=float, default=1.0)
+    s.add_argument("--count", type=int)
     hp("binary")
     s = hp("oversize")
     s.add_argument("nbytes", type=int)
