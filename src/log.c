@@ -113,6 +113,18 @@ log_open(const char *target, char **cause)
 	return (0);
 }
 
+/*
+ * A forked worker has closed every descriptor it inherited, the log's
+ * too: forget it without closing, or log_open() would close whatever
+ * reused that number since (libevent's epoll descriptor, say).
+ */
+void
+log_forget(void)
+{
+	log_fd = STDERR_FILENO;
+	log_to_syslog = 0;
+}
+
 /* Open the same target again: SIGUSR1, or a freshly forked worker. */
 int
 log_reopen(char **cause)

@@ -18,6 +18,7 @@ enum log_level {
 void	log_init(const char *node_id, const char *procname);
 int	log_open(const char *target, char **cause);
 int	log_reopen(char **cause);
+void	log_forget(void);
 const char *log_current(void);
 void	log_setproc(const char *procname);
 void	log_setnode(const char *node_id);

@@ -90,6 +90,10 @@ struct master {
 	struct event		*kill_ev;
 	struct event		*antientropy_ev;
 	int			 detached;
+	int			 verbose;	/* -v: debug, whatever the file says */
+	int			 relisten;	/* bind anew before the next ws */
+	char			*old_listen;
+	int			 old_port;
 	struct event		*sigs[5];
 	int			 clients;
 	struct peer_state	*peers;
@@ -105,6 +109,19 @@ static void	master_frame(struct chan *, int, const msgpack_object *, void *);
 static void	master_chan_lost(struct chan *, const char *, void *);
 static void	commit_schedule(void);
 static void	commit_release(void);
+static void	relisten(void);
+
+static const char	*pidfile_path;
+static pid_t		 pidfile_owner;
+
+/* At any exit of the master, fatal ones too; never in a worker. */
+static void
+pidfile_remove(void)
+{
+	if (pidfile_path != NULL && getpid() == pidfile_owner &&
+	    unlink(pidfile_path) == -1 && errno != ENOENT)
+		log_warn("cannot remove pid file %s", pidfile_path);
+}
 
 /*
  * The pid file is locked for as long as the master runs, so a second
@@ -126,6 +143,9 @@ pidfile_lock(const char *path)
 		fatalx("pid file %s is locked: nodetalkd already runs (pid %s)",
 		    path, buf[0] != '\0' ? buf : "unknown");
 	}
+	pidfile_path = path;
+	pidfile_owner = getpid();
+	atexit(pidfile_remove);
 	return (fd);
 }
 
@@ -138,14 +158,22 @@ pidfile_write(int fd, const char *path)
 	len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) == -1 || pwrite(fd, buf, len, 0) != len)
 		fatal("pid file %s", path);
+	pidfile_owner = getpid();	/* the daemon's, after -d */
 }
 
 static void __attribute__((noreturn))
-usage(void)
+usage(int status)
 {
-	fprintf(stderr,
-	    "usage: nodetalkd [-dtvV] [-c file] [-n node-id] [-p pidfile]\n");
-	exit(2);
+	fprintf(status == 0 ? stdout : stderr,
+	    "usage: nodetalkd [-dtvV] [-c file] [-n node-id] [-p pidfile]\n"
+	    "  -c, --config FILE    configuration (default %s)\n"
+	    "  -n, --node-id ID     this node's entry (default: node_id)\n"
+	    "  -d, --daemon         detach; log to syslog unless log_file\n"
+	    "  -t, --test           check the configuration and exit\n"
+	    "  -p, --pidfile FILE   write and lock a pid file\n"
+	    "  -v, --verbose        debug logging; with -t print the config\n"
+	    "  -V, --version        print the version\n", NT_DEFAULT_CONF);
+	exit(status);
 }
 
 /* Channel helpers. */
@@ -282,7 +310,7 @@ send_loglevel(struct worker *w)
 	if (w->ch == NULL)
 		return;
 	frame_begin(&f, CH_LOGLEVEL, 1);
-	frame_u64(&f, "level", (uint64_t)M.conf->log_level);
+	frame_u64(&f, "level", (uint64_t)log_getlevel());
 	chan_send(w->ch, &f);
 }
 
@@ -322,8 +350,12 @@ pending_has(const struct nt_msg *m)
 static void
 log_chat(const struct nt_msg *m)
 {
-	log_info("CHAT from %s: '%s' (total messages here: %zu)", m->from,
-	    m->text, store_count(M.store));
+	char	 from[NT_FROM_MAX * 4 + 1], text[1024];
+
+	str_escape(m->from, from, sizeof(from));
+	str_escape(m->text, text, sizeof(text));
+	log_info("CHAT from %s: '%s' (total messages here: %zu)", from, text,
+	    store_count(M.store));
 }
 
 /* 1 stored, 0 already there, -2 gap, -1 write error (logged). */
@@ -834,6 +866,8 @@ worker_quit(struct worker *w)
 static void
 respawn_cb(evutil_socket_t fd, short ev, void *arg)
 {
+	if (arg == &M.ws && M.relisten)
+		relisten();
 	worker_start(arg);
 }
 
@@ -951,11 +985,9 @@ log_errors(const char *what, char *errors)
 
 /* Restart-only settings are reported, never silently dropped. */
 static int
-reload_check(struct nt_config *nc, int *new_listen)
+reload_check(struct nt_config *nc)
 {
 	struct nt_node	*o = M.conf->self, *n = nc->self;
-	char		*cause = NULL;
-	int		 fd;
 
 	if (strcmp(nc->node_id, M.conf->node_id) != 0) {
 		log_warnx("reload refused: node_id cannot change from %s to %s "
@@ -965,16 +997,38 @@ reload_check(struct nt_config *nc, int *new_listen)
 	if (strcmp(o->data_dir, n->data_dir) != 0)
 		log_warnx("data_dir changed to %s: takes effect at the next "
 		    "restart; still using %s", n->data_dir, o->data_dir);
-	*new_listen = -1;
-	if (o->port == n->port && strcmp(o->listen, n->listen) == 0)
-		return (0);
-	if ((fd = proc_listen(n->listen, n->port, &cause)) == -1) {
-		log_warnx("reload refused: %s", cause);
-		free(cause);
-		return (-1);
-	}
-	*new_listen = fd;
+	if (strcmp(nc->user, M.conf->user) != 0)
+		log_warnx("user changed to \"%s\": takes effect at the next "
+		    "restart", nc->user);
 	return (0);
+}
+
+/*
+ * A new port or listen address, bound once the old ws worker has gone
+ * (it held the old socket, so the same port can move between addresses).
+ * When the new one cannot be bound, the old one is bound again.
+ */
+static void
+relisten(void)
+{
+	struct nt_node	*self = M.conf->self;
+	char		*cause = NULL;
+	int		 fd;
+
+	M.relisten = 0;
+	close(M.listen_fd);
+	fd = proc_listen(self->listen, self->port, &cause);
+	if (fd == -1) {
+		log_warnx("%s; staying on %s port %d", cause, M.old_listen,
+		    M.old_port);
+		free(cause);
+		free(self->listen);
+		self->listen = xstrdup(M.old_listen);
+		self->port = M.old_port;
+		if ((fd = proc_listen(self->listen, self->port, &cause)) == -1)
+			fatalx("%s", cause);
+	}
+	M.listen_fd = fd;
 }
 
 static void
@@ -982,7 +1036,7 @@ master_reload(void)
 {
 	struct nt_config	*nc, *old = M.conf;
 	char			*errors = NULL;
-	int			 new_listen, peers_changed;
+	int			 relisten_now, peers_changed;
 
 	nc = config_load(M.conf_path, M.node_opt, getenv("NT_PORT"), &errors);
 	if (nc == NULL) {
@@ -991,26 +1045,32 @@ master_reload(void)
 		free(errors);
 		return;
 	}
-	if (reload_check(nc, &new_listen) == -1) {
+	if (reload_check(nc) == -1) {
 		config_free(nc);
 		return;
 	}
-	/* The running store keeps its data_dir until a restart. */
+	/* The running store and user stay until a restart. */
 	free(nc->self->data_dir);
 	nc->self->data_dir = xstrdup(old->self->data_dir);
+	relisten_now = old->self->port != nc->self->port ||
+	    strcmp(old->self->listen, nc->self->listen) != 0;
+	if (relisten_now) {
+		free(M.old_listen);
+		M.old_listen = xstrdup(old->self->listen);
+		M.old_port = old->self->port;
+	}
 	peers_changed = !config_nodes_equal(old, nc);
 	M.conf = nc;
 	peers_rebuild();
 	if (strcmp(log_target_for(old), log_target_for(nc)) != 0)
 		master_reopen_log(log_target_for(nc));
-	log_setlevel(nc->log_level);
+	log_setlevel(M.verbose ? LOG_LVL_DEBUG : nc->log_level);
 	send_loglevel(&M.ws);
 	send_loglevel(&M.peer);
 	send_settings();
-	if (new_listen != -1) {
-		close(M.listen_fd);
-		M.listen_fd = new_listen;
+	if (relisten_now) {
 		log_info("listen address changed: restarting the ws worker");
+		M.relisten = 1;
 		M.ws.planned = 1;
 		worker_quit(&M.ws);
 	} else if (peers_changed)
@@ -1170,12 +1230,14 @@ main(int argc, char *argv[])
 		case 'V':
 			printf("nodetalkd %s\n", PACKAGE_VERSION);
 			return (0);
+		case 'h':
+			usage(0);
 		default:
-			usage();
+			usage(2);
 		}
 	}
 	if (optind != argc)
-		usage();
+		usage(2);
 	M.conf = load_or_die(path, node, test);
 	M.conf_path = path;
 	M.node_opt = node;
@@ -1188,19 +1250,22 @@ main(int argc, char *argv[])
 	}
 	log_setnode(M.conf->node_id);
 	log_setproc("master");
+	M.verbose = verbose;
 	log_setlevel(verbose ? LOG_LVL_DEBUG : M.conf->log_level);
 	M.detached = daemonize;
 	if (log_open(log_target_for(M.conf), &cause) == -1)
 		fatalx("%s", cause);
 	if (pidfile != NULL)
 		pidfd = pidfile_lock(pidfile);
+	/*
+	 * Everything that can fail at start-up fails before detaching, so
+	 * the operator sees the reason and the exit status.
+	 */
 	master_setup();
 	if (daemonize && daemon(1, 0) == -1)
 		fatal("daemon");
 	if (pidfd != -1)
 		pidfile_write(pidfd, pidfile);
 	master_run();
-	if (pidfile != NULL)
-		unlink(pidfile);
 	return (0);
 }

@@ -212,3 +212,39 @@ utf8_valid(const char *buf, size_t len)
 	}
 	return (1);
 }
+
+/*
+ * Escape a client's string for a log line, as the seed's repr() did: a
+ * newline in a chat must not forge a log line of its own.  Bytes >= 0x80
+ * pass (the text is valid UTF-8); the result is cut to fit out.
+ */
+void
+str_escape(const char *in, char *out, size_t len)
+{
+	const unsigned char	*s = (const unsigned char *)in;
+	size_t			 o = 0;
+	char			 e[8];
+
+	for (; *s != '\0'; s++) {
+		if (*s == '\n')
+			snprintf(e, sizeof(e), "\\n");
+		else if (*s == '\r')
+			snprintf(e, sizeof(e), "\\r");
+		else if (*s == '\t')
+			snprintf(e, sizeof(e), "\\t");
+		else if (*s == '\\' || *s == '\'')
+			snprintf(e, sizeof(e), "\\%c", *s);
+		else if (*s < 0x20 || *s == 0x7f)
+			snprintf(e, sizeof(e), "\\x%02x", *s);
+		else {
+			e[0] = (char)*s;
+			e[1] = '\0';
+		}
+		if (o + strlen(e) + 1 > len)
+			break;
+		memcpy(out + o, e, strlen(e));
+		o += strlen(e);
+	}
+	if (len > 0)
+		out[o] = '\0';
+}

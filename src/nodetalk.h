@@ -80,5 +80,6 @@ int64_t		 now_ms(void);
 int64_t		 mono_us(void);
 int		 valid_node_id(const char *);
 int		 utf8_valid(const char *, size_t);
+void		 str_escape(const char *, char *, size_t);
 
 #endif /* NODETALK_H */

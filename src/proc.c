@@ -82,6 +82,7 @@ proc_spawn(const char *procname, worker_main_fn fn, struct worker_args *wa,
 		fatal("fork");
 	case 0:
 		proc_close_inherited(sv[1], wa->listen_fd);
+		log_forget();
 		proc_child_signals();
 		if (log_reopen(&cause) == -1)
 			log_open("", &cause);	/* stderr, rather than nothing */

@@ -134,12 +134,37 @@ store_open(const char *data_dir, enum fsync_policy fsync, char **cause)
 	return (s);
 }
 
-/* Create data_dir (one level) or check that the existing one is usable. */
+/*
+ * Create the parents of dir that are missing ("./data/A" on a fresh
+ * checkout), as mkdir -p would; the last level is store_mkdir()'s.
+ */
+static int
+store_mkparents(const char *dir)
+{
+	char	*p, *s;
+	int	 rv = 0;
+
+	s = xstrdup(dir);
+	for (p = s + 1; *p != '\0' && rv == 0; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(s, 0755) == -1 && errno != EEXIST)
+			rv = -1;
+		*p = '/';
+	}
+	free(s);
+	return (rv);
+}
+
+/* Create data_dir (and its parents) or check that it is usable. */
 static int
 store_mkdir(const char *dir, char **cause)
 {
 	struct stat	 st;
 
+	if (store_mkparents(dir) == -1)
+		goto fail;
 	if (mkdir(dir, 0750) == 0) {
 		if (sync_parent(dir, cause) == -1)
 			return (-1);

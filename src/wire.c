@@ -144,7 +144,7 @@ parse_identity(const cJSON *o, struct wire_in *w, struct wire_err *e)
 {
 	char		*origin = NULL;
 	uint64_t	 ts = 0;
-	int		 has_origin, has_seq, has_ts;
+	int		 has_origin, has_seq, has_ts, has_lamport;
 
 	if (get_str(o, "origin", 0, NT_ORIGIN_MAX, &origin, e) == -1)
 		return (-1);
@@ -157,7 +157,7 @@ parse_identity(const cJSON *o, struct wire_in *w, struct wire_err *e)
 			    "origin"));
 	}
 	if (get_uint(o, "seq", 0, &w->msg.seq, &has_seq, e) == -1 ||
-	    get_uint(o, "lamport", 0, &w->msg.lamport, NULL, e) == -1 ||
+	    get_uint(o, "lamport", 0, &w->msg.lamport, &has_lamport, e) == -1 ||
 	    get_uint(o, "ts", 0, &ts, &has_ts, e) == -1)
 		return (-1);
 	w->msg.ts = has_ts ? (int64_t)ts : 0;
@@ -167,6 +167,10 @@ parse_identity(const cJSON *o, struct wire_in *w, struct wire_err *e)
 	if (has_seq && w->msg.seq == 0)
 		return (fail(e, "bad_field", "'%s' must be at least 1", "seq"));
 	w->has_identity = has_origin && has_seq;
+	/* Without its clock a message would sort before everything. */
+	if (w->has_identity && w->type == WIRE_CHAT && !has_lamport)
+		return (fail(e, "missing_field", "'%s' is missing",
+		    "lamport"));
 	return (0);
 }
 

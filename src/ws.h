@@ -87,6 +87,7 @@ int		 ws_conn_send_text(struct ws_conn *, const char *, size_t);
 void		 ws_conn_close(struct ws_conn *, uint16_t code, const char *reason);
 size_t		 ws_conn_pending(const struct ws_conn *);	/* bytes queued */
 void		 ws_conn_set_arg(struct ws_conn *, void *);
+void		 ws_conn_set_max(struct ws_conn *, size_t);
 
 /*
  * Client side in one call: resolve, connect, handshake (path "/"), then

@@ -982,6 +982,13 @@ ws_conn_set_arg(struct ws_conn *c, void *arg)
 	c->arg = arg;
 }
 
+/* A connection that proved to be a peer may send larger messages. */
+void
+ws_conn_set_max(struct ws_conn *c, size_t max_msg)
+{
+	wslay_event_config_set_max_recv_msg_length(c->ctx, max_msg);
+}
+
 /*
  * Dialling: resolve, connect, handshake, then a client ws_conn.
  */

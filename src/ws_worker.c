@@ -31,6 +31,13 @@
 #define HTTP_TIMEOUT_SECS	10
 #define SLOW_CLIENT_BYTES	(16 * 1024 * 1024)
 #define QUIT_GRACE_MS		1500
+#define CONN_SLACK		16
+/*
+ * A peer's messages were accepted under its own limits, which may be
+ * larger than ours: its link gets a generous cap, so that one large
+ * message cannot stall replication from it for good.
+ */
+#define PEER_MAX_FRAME		(16 * 1024 * 1024)
 
 enum conn_kind {
 	CONN_HTTP,		/* reading a request head */
@@ -257,11 +264,29 @@ on_replicated(struct conn *c, struct wire_in *w)
 		    "only a configured node may send replicated messages");
 }
 
+static size_t
+joined_clients(void)
+{
+	struct conn	*c;
+	size_t		 n = 0;
+
+	TAILQ_FOREACH(c, &W.conns, entry)
+		n += c->joined;
+	return (n);
+}
+
 static void
 on_join(struct conn *c, struct wire_in *w)
 {
 	struct chan_frame	 f;
 
+	/* max_clients counts joined clients; peers never join. */
+	if (!c->joined && joined_clients() >= (size_t)W.conf->max_clients) {
+		send_error(c, "too_many_clients", "max_clients reached; try "
+		    "again later");
+		conn_close(c, 1013, "try again later");
+		return;
+	}
 	frame_begin(&f, CH_JOIN, w->has_since ? 2 : 1);
 	frame_u64(&f, "conn", c->id);
 	if (w->has_since)
@@ -281,6 +306,7 @@ on_hello(struct conn *c, struct wire_in *w)
 	}
 	c->kind = CONN_PEER;
 	snprintf(c->peer, sizeof(c->peer), "%s", w->from);
+	ws_conn_set_max(c->ws, PEER_MAX_FRAME);
 	frame_begin(&f, CH_PEER_HELLO, 2);
 	frame_u64(&f, "conn", c->id);
 	frame_str(&f, "peer", c->peer);
@@ -298,8 +324,8 @@ on_text(struct ws_conn *ws, const char *buf, size_t len, void *arg)
 
 	if (c->closing)
 		return;
-	if (wire_parse(buf, len, W.conf->max_message_bytes, &w, &code,
-	    &why) == -1) {
+	/* The text cap is a client's: replicated text was accepted elsewhere. */
+	if (wire_parse(buf, len, 0, &w, &code, &why) == -1) {
 		send_error(c, code, why);
 		free(why);
 		return;
@@ -308,6 +334,8 @@ on_text(struct ws_conn *ws, const char *buf, size_t len, void *arg)
 	case WIRE_CHAT:
 		if (w.replicated)
 			on_replicated(c, &w);
+		else if (strlen(w.msg.text) > (size_t)W.conf->max_message_bytes)
+			send_error(c, "too_long", "'text' is too long");
 		else
 			relay_chat(c, &w);
 		break;
@@ -570,9 +598,11 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		fatalx("bufferevent_socket_new");
 	TAILQ_INSERT_TAIL(&W.conns, c, entry);
 	W.nconns++;
-	if (W.quitting || W.nconns > (size_t)W.conf->max_clients) {
+	/* Room for every peer's link and a few HTTP requests beyond. */
+	if (W.quitting || W.nconns > (size_t)W.conf->max_clients + W.npeers +
+	    CONN_SLACK) {
 		log_warnx("refusing a connection: %s", W.quitting ?
-		    "shutting down" : "max_clients reached");
+		    "shutting down" : "too many connections");
 		http_reply(c, 503, NULL, 0);
 		bufferevent_setcb(c->bev, NULL, http_done_cb, NULL, c);
 		return;

@@ -705,12 +705,23 @@ test_bad_data_dir(void **state)
 	assert_string_equal(cause, want);
 	free(cause);
 
-	/* One level only: a missing parent is an error, not mkdir -p. */
+	/* Missing parents are made, as mkdir -p would ("./data/A")... */
 	snprintf(path, sizeof(path), "%s/no/such", f->root);
+	cause = NULL;
+	assert_non_null(s = store_open(path, FSYNC_BATCH, &cause));
+	store_close(s);
+	snprintf(want, sizeof(want), "%s/no/such/messages.log", f->root);
+	unlink(want);
+	rmdir(path);
+	snprintf(want, sizeof(want), "%s/no", f->root);
+	rmdir(want);
+
+	/* ...but a parent that is a file is an error naming data_dir. */
+	snprintf(path, sizeof(path), "%s/file/sub", f->root);
 	cause = NULL;
 	assert_null(store_open(path, FSYNC_BATCH, &cause));
 	snprintf(want, sizeof(want), "data_dir %s: %s", path,
-	    strerror(ENOENT));
+	    strerror(ENOTDIR));
 	assert_string_equal(cause, want);
 	free(cause);
 }

@@ -89,6 +89,8 @@ test_replicated(void **state)
 	    "\"from\":\"k\",\"text\":\"hi\"}", "missing_field");
 	expect_error("{\"type\":\"chat\",\"replicated\":true,\"origin\":\"A\","
 	    "\"seq\":0,\"from\":\"k\",\"text\":\"hi\"}", "bad_field");
+	expect_error("{\"type\":\"chat\",\"replicated\":true,\"origin\":\"A\","
+	    "\"seq\":3,\"from\":\"k\",\"text\":\"hi\"}", "missing_field");
 	expect_error("{\"type\":\"chat\",\"replicated\":true,\"origin\":"
 	    "\"A/seed\",\"seq\":1,\"from\":\"k\",\"text\":\"hi\"}", "bad_field");
 	expect_error("{\"type\":\"chat\",\"replicated\":\"yes\","
@@ -219,6 +221,20 @@ test_utf8(void **state)
 	assert_false(utf8_valid("\xff", 1));
 }
 
+/* A chat's text in a log line cannot start a line of its own. */
+static void
+test_escape(void **state)
+{
+	char	 buf[64];
+
+	str_escape("a\nb\tc'd\\e\x01" "f", buf, sizeof(buf));
+	assert_string_equal(buf, "a\\nb\\tc\\'d\\\\e\\x01f");
+	str_escape("h\xc3\xa9llo", buf, sizeof(buf));
+	assert_string_equal(buf, "h\xc3\xa9llo");
+	str_escape("\n\n\n\n", buf, 6);	/* cut at a whole escape */
+	assert_string_equal(buf, "\\n\\n");
+}
+
 int
 main(void)
 {
@@ -229,6 +245,7 @@ main(void)
 		cmocka_unit_test(test_join_hello_sync),
 		cmocka_unit_test(test_builders),
 		cmocka_unit_test(test_utf8),
+		cmocka_unit_test(test_escape),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
