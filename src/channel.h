@@ -28,7 +28,8 @@ enum chan_type {
 	CH_PEERS = 103,		/* m->ws: ids[], seeds[] allowed to replicate */
 	CH_REOPEN = 105,	/* m->w: target: reopen the log (SIGUSR1) */
 	CH_SETTINGS = 104,	/* m->ws: max_clients, max_message_bytes,
-				   max_frame_bytes, www_dir (after a reload) */
+				   max_frame_bytes, www_dir, secret (after
+				   a reload) */
 
 	/* 2xx: ws worker <-> master */
 	CH_CHAT = 200,		/* ws->m: conn, from, text, cid?, t (mono us) */

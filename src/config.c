@@ -81,7 +81,7 @@ static const char *fsync_name(int);
 enum {
 	K_NODE_ID, K_PORT, K_LISTEN, K_DATA_DIR, K_LOG_LEVEL, K_FSYNC,
 	K_FSYNC_INTERVAL, K_MAX_CLIENTS, K_MAX_MESSAGE, K_MAX_FRAME, K_WWW_DIR,
-	K_LOG_FILE, K_USER, K_NODES,
+	K_LOG_FILE, K_USER, K_SECRET, K_NODES,
 	K_NTOP
 };
 
@@ -122,6 +122,9 @@ static const struct cf_key top_keys[K_NTOP] = {
 	/* "": keep the starting user; else drop to it after binding. */
 	[K_USER] = { "user", CF_STR, .reload = RELOAD_NO,
 	    .sdef = "", .conv = conv_any, .what = "a user name" },
+	/* "": peers are not authenticated; else every hello is signed. */
+	[K_SECRET] = { "secret", CF_STR, .reload = RELOAD_YES,
+	    .sdef = "", .conv = conv_any, .what = "a string" },
 	[K_NODES] = { "nodes", CF_NODES, CF_REQUIRED, RELOAD_YES },
 };
 
@@ -560,6 +563,7 @@ fill_top(struct nt_config *c, const struct cf_val *v)
 	c->www_dir = xstrdup(v[K_WWW_DIR].s);
 	c->log_file = xstrdup(v[K_LOG_FILE].s);
 	c->user = xstrdup(v[K_USER].s);
+	c->secret = xstrdup(v[K_SECRET].s);
 }
 
 static void
@@ -747,6 +751,7 @@ config_free(struct nt_config *c)
 	free(c->www_dir);
 	free(c->log_file);
 	free(c->user);
+	free(c->secret);
 	free(c->path);
 	free(c);
 }
@@ -847,6 +852,9 @@ top_value(const struct nt_config *c, int k)
 		break;
 	case K_USER:
 		v.s = c->user;
+		break;
+	case K_SECRET:
+		v.s = c->secret;
 		break;
 	}
 	return (v);

@@ -40,6 +40,7 @@ struct nt_config {
 	char		*www_dir;	/* "" = PKGDATADIR "/www" */
 	char		*log_file;	/* "" = stderr, "syslog", or a path */
 	char		*user;		/* "" = do not drop privileges */
+	char		*secret;	/* "" = peers are not authenticated */
 };
 
 /*

@@ -256,12 +256,13 @@ send_settings(void)
 
 	if (M.ws.ch == NULL)
 		return;
-	frame_begin(&f, CH_SETTINGS, 4);
+	frame_begin(&f, CH_SETTINGS, 5);
 	frame_u64(&f, "max_clients", (uint64_t)M.conf->max_clients);
 	frame_u64(&f, "max_message_bytes",
 	    (uint64_t)M.conf->max_message_bytes);
 	frame_u64(&f, "max_frame_bytes", (uint64_t)M.conf->max_frame_bytes);
 	frame_str(&f, "www_dir", M.conf->www_dir);
+	frame_str(&f, "secret", M.conf->secret);
 	chan_send(M.ws.ch, &f);
 }
 
@@ -1059,7 +1060,9 @@ master_reload(void)
 		M.old_listen = xstrdup(old->self->listen);
 		M.old_port = old->self->port;
 	}
-	peers_changed = !config_nodes_equal(old, nc);
+	/* A new secret: links are made again, signed with it. */
+	peers_changed = !config_nodes_equal(old, nc) ||
+	    strcmp(old->secret, nc->secret) != 0;
 	M.conf = nc;
 	peers_rebuild();
 	if (strcmp(log_target_for(old), log_target_for(nc)) != 0)

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "nodetalk.h"
+#include "auth.h"
 #include "nodetalkd.h"
 #include "channel.h"
 #include "config.h"
@@ -128,13 +129,19 @@ static void
 link_open(struct ws_conn *ws, void *arg)
 {
 	struct link	*l = arg;
-	char		*hello;
+	char		*hello, mac[AUTH_HEX_LEN + 1];
+	int64_t		 ts;
 
 	l->dial = NULL;
 	l->ws = ws;
 	l->backoff_ms = BACKOFF_MIN_MS;
 	l->failures = 0;
-	hello = wire_hello(P.conf->node_id, l->id);
+	if (P.conf->secret[0] != '\0') {
+		ts = now_ms();
+		auth_hello_mac(P.conf->secret, P.conf->node_id, l->id, ts, mac);
+		hello = wire_hello(P.conf->node_id, l->id, ts, mac);
+	} else
+		hello = wire_hello(P.conf->node_id, l->id, 0, NULL);
 	ws_conn_send_text(ws, hello, strlen(hello));
 	free(hello);
 	log_info("Sent hello to %s", l->id);

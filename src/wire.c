@@ -226,7 +226,9 @@ parse_body(const cJSON *o, const char *type, size_t max_text,
 	}
 	if (strcmp(type, "hello") == 0) {
 		w->type = WIRE_HELLO;
-		if (parse_peer_id(o, "from", 1, &w->from, e) == -1)
+		if (parse_peer_id(o, "from", 1, &w->from, e) == -1 ||
+		    get_str(o, "auth", 0, 128, &w->auth, e) == -1 ||
+		    get_uint(o, "ts", 0, &w->hello_ts, NULL, e) == -1)
 			return (-1);
 		return (get_str(o, "to", 0, NT_ID_MAX, &w->to, e));
 	}
@@ -295,6 +297,7 @@ wire_in_clear(struct wire_in *w)
 	msg_clear(&w->msg);
 	free(w->from);
 	free(w->to);
+	free(w->auth);
 	free(w->code);
 	free(w->message);
 	free(w->node);
@@ -402,13 +405,17 @@ wire_error(const char *code, const char *message)
 }
 
 char *
-wire_hello(const char *from, const char *to)
+wire_hello(const char *from, const char *to, int64_t ts, const char *auth)
 {
 	cJSON	*o = new_frame("hello");
 
 	cJSON_AddStringToObject(o, "from", from);
 	cJSON_AddStringToObject(o, "to", to);
 	cJSON_AddNumberToObject(o, "version", 1);
+	if (auth != NULL) {
+		cJSON_AddNumberToObject(o, "ts", (double)ts);
+		cJSON_AddStringToObject(o, "auth", auth);
+	}
 	return (print_free(o));
 }
 

@@ -28,6 +28,8 @@ struct wire_in {
 	int		 has_identity;	/* origin and seq were present */
 	char		*from;		/* join/hello/sync: who */
 	char		*to;		/* hello */
+	char		*auth;		/* hello: HMAC, with a cluster secret */
+	uint64_t	 hello_ts;	/* hello: ms, signed with auth */
 	struct nt_have	 have;		/* sync: have; join: since */
 	int		 has_since;
 	char		*code;		/* error */
@@ -52,7 +54,8 @@ char	*wire_client_chat(const char *from, const char *text,
 	    const char *client_id);
 char	*wire_ack(const struct nt_msg *);
 char	*wire_error(const char *code, const char *message);
-char	*wire_hello(const char *from, const char *to);
+char	*wire_hello(const char *from, const char *to, int64_t ts,
+	    const char *auth);
 char	*wire_sync(const char *from, const struct nt_have *);
 char	*wire_join(const char *from, const struct nt_have *since);
 char	*wire_joined(const char *node, uint64_t count, int recovered);

@@ -21,6 +21,7 @@
 #include <event2/listener.h>
 
 #include "nodetalk.h"
+#include "auth.h"
 #include "nodetalkd.h"
 #include "channel.h"
 #include "config.h"
@@ -68,6 +69,7 @@ static struct {
 	size_t			 nconns;
 	uint64_t		 next_id;
 	char			**peers;	/* configured node ids */
+	int64_t			*peer_ts;	/* last signed hello taken */
 	size_t			 npeers;
 	int			 seeds;		/* any seed peer configured */
 	int			 quitting;
@@ -104,15 +106,16 @@ conn_find(uint64_t id)
 	return (NULL);
 }
 
+/* Index in W.peers, or -1 when id is not another configured node. */
 static int
-is_peer_id(const char *id)
+peer_index(const char *id)
 {
 	size_t	 i;
 
 	for (i = 0; i < W.npeers; i++)
 		if (strcmp(W.peers[i], id) == 0)
-			return (1);
-	return (0);
+			return ((int)i);
+	return (-1);
 }
 
 static void
@@ -123,7 +126,9 @@ peers_set(char **ids, size_t n, int seeds)
 	for (i = 0; i < W.npeers; i++)
 		free(W.peers[i]);
 	free(W.peers);
+	free(W.peer_ts);
 	W.peers = ids;
+	W.peer_ts = xcalloc(n, sizeof(*W.peer_ts));
 	W.npeers = n;
 	W.seeds = seeds;
 }
@@ -254,7 +259,7 @@ on_replicated(struct conn *c, struct wire_in *w)
 		frame_str(&f, "peer", c->peer);
 		frame_msg(&f, "msg", &w->msg);
 		chan_send(W.ch, &f);
-	} else if (W.seeds && !w->has_identity)
+	} else if (W.seeds && W.conf->secret[0] == '\0' && !w->has_identity)
 		relay_seed_chat(w);
 	else if (c->kind == CONN_PEER)
 		send_error(c, "missing_field",
@@ -298,11 +303,30 @@ static void
 on_hello(struct conn *c, struct wire_in *w)
 {
 	struct chan_frame	 f;
+	const char		*why;
+	int			 i;
 
-	if (strcmp(w->from, W.conf->node_id) == 0 || !is_peer_id(w->from)) {
+	if ((i = peer_index(w->from)) == -1) {
 		send_error(c, "unknown_peer", "hello from a node that is not "
 		    "configured here");
 		return;
+	}
+	/* With a cluster secret, only a signed, fresh hello makes a peer. */
+	if (W.conf->secret[0] != '\0') {
+		if (auth_hello_check(W.conf->secret, w->from,
+		    w->to != NULL ? w->to : "", (int64_t)w->hello_ts, w->auth,
+		    now_ms(), W.peer_ts[i], &why) == -1) {
+			log_warnx("refused hello from %s: %s", w->from, why);
+			send_error(c, "auth_failed", why);
+			conn_close(c, 1008, "authentication failed");
+			return;
+		}
+		if (w->to == NULL || strcmp(w->to, W.conf->node_id) != 0) {
+			send_error(c, "auth_failed", "hello for another node");
+			conn_close(c, 1008, "authentication failed");
+			return;
+		}
+		W.peer_ts[i] = (int64_t)w->hello_ts;
 	}
 	c->kind = CONN_PEER;
 	snprintf(c->peer, sizeof(c->peer), "%s", w->from);
@@ -763,13 +787,16 @@ static void
 on_settings(const msgpack_object *o)
 {
 	uint64_t	 clients, message, frame;
-	char		*www;
+	char		*www, *secret;
 
 	if (frame_get_u64(o, "max_clients", &clients) == -1 ||
 	    frame_get_u64(o, "max_message_bytes", &message) == -1 ||
 	    frame_get_u64(o, "max_frame_bytes", &frame) == -1 ||
-	    (www = frame_get_str(o, "www_dir")) == NULL)
+	    (www = frame_get_str(o, "www_dir")) == NULL ||
+	    (secret = frame_get_str(o, "secret")) == NULL)
 		fatalx("bad CH_SETTINGS frame from the master");
+	free(W.conf->secret);
+	W.conf->secret = secret;
 	W.conf->max_clients = (int)clients;
 	W.conf->max_message_bytes = (int)message;
 	/* Connections already open keep the cap they were made with. */

@@ -13,6 +13,7 @@
 
 #include "nodetalk.h"
 #include "wire.h"
+#include "auth.h"
 
 static int
 parse(const char *s, struct wire_in *w, const char **code)
@@ -235,6 +236,38 @@ test_escape(void **state)
 	assert_string_equal(buf, "\\n\\n");
 }
 
+static void
+test_auth(void **state)
+{
+	char		 mac[AUTH_HEX_LEN + 1], mac2[AUTH_HEX_LEN + 1];
+	const char	*why = NULL;
+	int64_t		 now = 1764000000000LL;
+
+	auth_hello_mac("s3cret", "A", "B", now, mac);
+	assert_int_equal(strlen(mac), AUTH_HEX_LEN);
+	assert_int_equal(auth_hello_check("s3cret", "A", "B", now, mac, now,
+	    0, &why), 0);
+	/* Another secret, sender, receiver or time: another MAC. */
+	auth_hello_mac("other", "A", "B", now, mac2);
+	assert_string_not_equal(mac, mac2);
+	assert_int_equal(auth_hello_check("s3cret", "C", "B", now, mac, now,
+	    0, &why), -1);
+	assert_string_equal(why, "bad signature");
+	assert_int_equal(auth_hello_check("s3cret", "A", "C", now, mac, now,
+	    0, &why), -1);
+	assert_int_equal(auth_hello_check("s3cret", "A", "B", now + 1, mac,
+	    now, 0, &why), -1);
+	assert_int_equal(auth_hello_check("s3cret", "A", "B", now, NULL, now,
+	    0, &why), -1);
+	assert_string_equal(why, "hello is not signed");
+	/* Too old, and replayed. */
+	assert_int_equal(auth_hello_check("s3cret", "A", "B", now, mac,
+	    now + AUTH_WINDOW_MS + 1, 0, &why), -1);
+	assert_int_equal(auth_hello_check("s3cret", "A", "B", now, mac, now,
+	    now, &why), -1);
+	assert_string_equal(why, "hello replayed");
+}
+
 int
 main(void)
 {
@@ -246,6 +279,7 @@ main(void)
 		cmocka_unit_test(test_builders),
 		cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_auth),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
