@@ -12,6 +12,8 @@
 
 #include "config.h"
 
+struct chan;
+
 /*
  * A worker exits with NT_EXIT_FATAL when restarting it cannot help (its
  * listener is unusable, say): the master then stops instead of looping.
@@ -33,7 +35,8 @@ pid_t	proc_spawn(const char *procname, worker_main_fn, struct worker_args *,
 int	proc_listen(const char *addr, int port, char **cause);
 void	proc_describe_status(int status, char *buf, size_t len);
 void	proc_drop_privileges(const char *user);
-void	worker_reopen_log(const msgpack_object *);
+int	worker_frame_common(int, const msgpack_object *);
+void	worker_chan_lost(struct chan *, const char *, void *);
 
 /* ws_worker.c */
 void	ws_worker_main(struct worker_args *) __attribute__((noreturn));

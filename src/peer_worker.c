@@ -258,20 +258,11 @@ peer_quit(void)
 static void
 peer_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 {
-	uint64_t	 level;
-
+	if (worker_frame_common(type, o))
+		return;
 	switch (type) {
-	case CH_HELLO:
-		break;
 	case CH_REPLICATE:
 		on_replicate(o);
-		break;
-	case CH_LOGLEVEL:
-		if (frame_get_u64(o, "level", &level) == 0)
-			log_setlevel((int)level);
-		break;
-	case CH_REOPEN:
-		worker_reopen_log(o);
 		break;
 	case CH_QUIT:
 		peer_quit();
@@ -279,13 +270,6 @@ peer_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 	default:
 		fatalx("unexpected frame %d from the master", type);
 	}
-}
-
-static void
-peer_chan_lost(struct chan *ch, const char *why, void *arg)
-{
-	log_warnx("lost the master (%s); exiting", why);
-	exit(1);
 }
 
 void
@@ -300,7 +284,7 @@ peer_worker_main(struct worker_args *wa)
 	if (P.dns == NULL)
 		log_warnx("no DNS resolver; using the system's, blocking");
 	P.ch = chan_new(P.base, wa->chan_fd, "master", peer_frame,
-	    peer_chan_lost, NULL);
+	    worker_chan_lost, NULL);
 	links_init();
 	event_base_dispatch(P.base);
 	exit(0);

@@ -164,7 +164,7 @@ proc_describe_status(int status, char *buf, size_t len)
 }
 
 /* CH_REOPEN: the master reopened its log; a worker follows suit. */
-void
+static void
 worker_reopen_log(const msgpack_object *o)
 {
 	char	*target, *cause = NULL;
@@ -176,4 +176,32 @@ worker_reopen_log(const msgpack_object *o)
 		free(cause);
 	}
 	free(target);
+}
+
+/* Frames every worker handles alike; 1 when the frame was one of them. */
+int
+worker_frame_common(int type, const msgpack_object *o)
+{
+	uint64_t	 level;
+
+	switch (type) {
+	case CH_HELLO:
+		return (1);
+	case CH_LOGLEVEL:
+		if (frame_get_u64(o, "level", &level) == 0)
+			log_setlevel((int)level);
+		return (1);
+	case CH_REOPEN:
+		worker_reopen_log(o);
+		return (1);
+	}
+	return (0);
+}
+
+/* The master is gone: there is nobody to store anything for. */
+void
+worker_chan_lost(struct chan *ch, const char *why, void *arg)
+{
+	log_warnx("lost the master (%s); exiting", why);
+	exit(1);
 }

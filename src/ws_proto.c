@@ -850,16 +850,11 @@ conn_event_cb(struct bufferevent *bev __unused, short what __unused,
 	conn_leave(c);
 }
 
-/* The peer did not answer our close in time. */
+/* The peer did not answer our close in time: as if TCP had ended. */
 static void
 conn_wait_cb(evutil_socket_t fd __unused, short what __unused, void *arg)
 {
-	struct ws_conn	*c = arg;
-
-	c->busy++;
-	if (!c->freed)
-		conn_finish(c, conn_code(c));
-	conn_leave(c);
+	conn_event_cb(NULL, 0, arg);
 }
 
 static void

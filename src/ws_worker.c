@@ -833,11 +833,9 @@ ws_quit(void)
 static void
 ws_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 {
-	uint64_t	 level;
-
+	if (worker_frame_common(type, o))
+		return;
 	switch (type) {
-	case CH_HELLO:
-		break;
 	case CH_ACK:
 	case CH_HISTORY:
 		on_msg_for_conn(type, o);
@@ -863,27 +861,12 @@ ws_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 	case CH_STATUS:
 		on_status(o);
 		break;
-	case CH_LOGLEVEL:
-		if (frame_get_u64(o, "level", &level) == 0)
-			log_setlevel((int)level);
-		break;
-	case CH_REOPEN:
-		worker_reopen_log(o);
-		break;
 	case CH_QUIT:
 		ws_quit();
 		break;
 	default:
 		fatalx("unexpected frame %d from the master", type);
 	}
-}
-
-static void
-ws_chan_lost(struct chan *ch, const char *why, void *arg)
-{
-	/* The master is gone; there is nobody to store anything. */
-	log_warnx("lost the master (%s); exiting", why);
-	exit(1);
 }
 
 void
@@ -895,7 +878,7 @@ ws_worker_main(struct worker_args *wa)
 		fatalx("event_base_new");
 	peers_from_config();
 	www_set(W.conf->www_dir);
-	W.ch = chan_new(W.base, wa->chan_fd, "master", ws_frame, ws_chan_lost,
+	W.ch = chan_new(W.base, wa->chan_fd, "master", ws_frame, worker_chan_lost,
 	    NULL);
 	W.listener = evconnlistener_new(W.base, accept_cb, NULL,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, wa->listen_fd);
