@@ -85,6 +85,7 @@ struct master {
 	size_t			 npend;
 	struct event		*sync_ev;
 	int			 sync_armed;
+	int64_t			 last_sync_us;	/* end of the last fsync */
 	int			 stopping;
 	int			 ready;
 	struct event		*kill_ev;
@@ -689,13 +690,25 @@ static void
 commit_schedule(void)
 {
 	struct timeval	 tv = { 0, 0 };
+	int64_t		 wait_us;
 
 	if (M.sync_armed)
 		return;
 	M.sync_armed = 1;
+	/*
+	 * The commit runs once the frames at hand are handled, so one sync
+	 * covers all of them.  "batch" also spaces syncs at least
+	 * fsync_interval_ms apart: a sync right away when the last one is
+	 * that old, else when it will be.  A quiet node acks at once; a busy
+	 * one makes at most one sync per interval.
+	 */
 	if (M.conf->fsync == FSYNC_BATCH && store_dirty(M.store)) {
-		tv.tv_sec = M.conf->fsync_interval_ms / 1000;
-		tv.tv_usec = (M.conf->fsync_interval_ms % 1000) * 1000;
+		wait_us = M.last_sync_us + M.conf->fsync_interval_ms * 1000LL -
+		    mono_us();
+		if (wait_us > 0) {
+			tv.tv_sec = wait_us / 1000000;
+			tv.tv_usec = wait_us % 1000000;
+		}
 	}
 	evtimer_add(M.sync_ev, &tv);
 }
@@ -718,7 +731,8 @@ commit_release(void)
 		if (store_sync(M.store) == -1)
 			fatal("%s: fsync", store_path(M.store));
 		M.stats.syncs++;
-		hist_add(&M.stats.fsync_lat, (mono_us() - t) / 1e6);
+		M.last_sync_us = mono_us();
+		hist_add(&M.stats.fsync_lat, (M.last_sync_us - t) / 1e6);
 	}
 	now = mono_us();
 	n = M.npend;
