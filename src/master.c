@@ -1221,6 +1221,7 @@ main(int argc, char *argv[])
 	const char	*pidfile = NULL;
 	char		*cause = NULL;
 	int		 ch, test = 0, verbose = 0, daemonize = 0, pidfd = -1;
+	int		 readyfd = -1;
 
 	log_init(NULL, "nodetalkd");
 	while ((ch = getopt_long(argc, argv, "c:n:dtp:vVh", longopts,
@@ -1270,19 +1271,24 @@ main(int argc, char *argv[])
 	M.verbose = verbose;
 	log_setlevel(verbose ? LOG_LVL_DEBUG : M.conf->log_level);
 	M.detached = daemonize;
+	/*
+	 * Start-up failures go to the terminal, where the operator is: the
+	 * log target is checked now but takes over only once we run.
+	 */
 	if (log_open(log_target_for(M.conf), &cause) == -1)
 		fatalx("%s", cause);
+	log_open("", &cause);
 	if (pidfile != NULL)
 		pidfd = pidfile_lock(pidfile);
-	/*
-	 * Everything that can fail at start-up fails before detaching, so
-	 * the operator sees the reason and the exit status.
-	 */
 	master_setup();
-	if (daemonize && daemon(1, 0) == -1)
-		fatal("daemon");
+	if (daemonize)
+		readyfd = proc_detach();
 	if (pidfd != -1)
 		pidfile_write(pidfd, pidfile);
+	if (log_open(log_target_for(M.conf), &cause) == -1)
+		fatalx("%s", cause);
+	if (readyfd != -1)
+		proc_detach_done(readyfd);
 	master_run();
 	return (0);
 }

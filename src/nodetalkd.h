@@ -35,6 +35,8 @@ pid_t	proc_spawn(const char *procname, worker_main_fn, struct worker_args *,
 int	proc_listen(const char *addr, int port, char **cause);
 void	proc_describe_status(int status, char *buf, size_t len);
 void	proc_drop_privileges(const char *user);
+int	proc_detach(void);
+void	proc_detach_done(int);
 int	worker_frame_common(int, const msgpack_object *);
 void	worker_chan_lost(struct chan *, const char *, void *);
 

@@ -205,3 +205,49 @@ worker_chan_lost(struct chan *ch, const char *why, void *arg)
 	log_warnx("lost the master (%s); exiting", why);
 	exit(1);
 }
+
+/*
+ * -d: leave the terminal, but let the parent exit only once the daemon
+ * says it runs (its exit status then tells whether the start worked, and
+ * the pid file exists).  Returns, in the daemon, the descriptor to hand
+ * to proc_detach_done().
+ */
+int
+proc_detach(void)
+{
+	char	 c;
+	int	 p[2];
+	pid_t	 pid;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		fatal("pipe");
+	switch (pid = fork()) {
+	case -1:
+		fatal("fork");
+	case 0:
+		close(p[0]);
+		if (setsid() == -1)
+			fatal("setsid");
+		return (p[1]);
+	}
+	close(p[1]);
+	/* EOF without the byte: the daemon died first; it said why. */
+	_exit(read(p[0], &c, 1) == 1 ? 0 : 1);
+}
+
+void
+proc_detach_done(int fd)
+{
+	int	 null;
+
+	if ((null = open("/dev/null", O_RDWR)) == -1)
+		fatal("/dev/null");
+	dup2(null, STDIN_FILENO);
+	dup2(null, STDOUT_FILENO);
+	dup2(null, STDERR_FILENO);
+	if (null > STDERR_FILENO)
+		close(null);
+	if (write(fd, "1", 1) != 1)
+		log_warn("telling the parent we run");
+	close(fd);
+}

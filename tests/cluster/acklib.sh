@@ -91,6 +91,17 @@ all_present() {
 	ackcheck --present-only --quiet "${hs[@]}"
 }
 
+# present_in "PREFIX..." ID...: every message acked for these PREFIXes
+# (files $T/acked.PREFIX) is in each node's history now.
+present_in() {
+	local pre=$1 id f hs=() args=()
+	shift
+	snap "$@" || return 1
+	for id in "$@"; do hs+=("$T/hist.$id"); done
+	for f in $pre; do args+=(--acked "$T/acked.$f"); done
+	"$NT_PYTHON" "$NT_TOOLS/ackcheck.py" "${args[@]}" --present-only --quiet "${hs[@]}"
+}
+
 # converged ID...: all_present, and the histories are identical, in the
 # cluster order, gap-free and without duplicates.
 converged() {

@@ -195,7 +195,7 @@ check_eq "page A shows it live" "$id3" "$(wait_msg A "$t3" dave other)"
 
 t4="typed into page C while C was down"
 br type C '#text' "$t4" >/dev/null
-br key C Enter
+brq key C Enter
 check_eq "page C shows the offline message as own, pending, no id" "1 carol (no-id) own pending" \
     "$(describe C "$t4")"
 check_eq "page C keeps it in its outbox" 1 "$(br eval C 'window.nodetalk.outbox().length')"

@@ -31,7 +31,8 @@ t_cleanup() {
 	for f in "$T"/run/nodetalkd-*.pid; do
 		[ -f "$f" ] || continue
 		p=$(cat "$f" 2>/dev/null)
-		[[ $p =~ ^[0-9]+$ ]] && t_is_ours "$p" || continue
+		[[ $p =~ ^[0-9]+$ ]] || continue
+		t_is_ours "$p" || continue
 		kids=$(nt_children "$p")
 		echo "# cleanup: SIGTERM to nodetalkd pid $p (from $f)"
 		kill -TERM "$p" 2>/dev/null
