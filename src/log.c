@@ -86,10 +86,13 @@ log_level_name(int level)
  * stays and *cause says why.
  */
 int
-log_open(const char *target, char **cause)
+log_open(const char *target_arg, char **cause)
 {
+	char	 target[sizeof(log_target)];
 	int	 fd;
 
+	/* target_arg may be log_current() itself, which is rewritten below. */
+	snprintf(target, sizeof(target), "%s", target_arg);
 	if (target[0] != '\0' && strcmp(target, "syslog") != 0) {
 		fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
 		    0640);
@@ -129,10 +132,7 @@ log_forget(void)
 int
 log_reopen(char **cause)
 {
-	char	 target[sizeof(log_target)];
-
-	memcpy(target, log_target, sizeof(target));
-	return (log_open(target, cause));
+	return (log_open(log_target, cause));
 }
 
 const char *

@@ -113,6 +113,17 @@ histories_converged() {
 	    [ "$a" = "$(sorted_ids B)" ] && [ "$a" = "$(sorted_ids C)" ]
 }
 
+# metric ID NAME: the value of an unlabelled metric in ID's /metrics.
+metric() {
+	"$NT_PYTHON" - "${NT_ADDR[$1]}" "$P" "$2" <<-'EOF'
+	import sys, urllib.request
+	url = f"http://{sys.argv[1]}:{sys.argv[2]}/metrics"
+	for line in urllib.request.urlopen(url, timeout=10).read().decode().splitlines():
+	    if line.split(" ")[0] == sys.argv[3]:
+	        print(line.split(" ")[1])
+	EOF
+}
+
 is_png() {
 	[ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] &&
 	    [ "$(wc -c <"$1")" -gt 2000 ]
@@ -223,6 +234,39 @@ check_eq "page C has no message without an id" "" \
     "$(br eval C "$MSGS.filter((m) => !m.dataset.id).length || ''")"
 check_eq "page C: no data-id twice" "" "$(page_ids C | uniq -d)"
 check_eq "page A: no data-id twice" "" "$(page_ids A | uniq -d)"
+
+# --- an ack lost on the way: the page resends, the node stores once -------------
+
+# Page C's socket drops the next ack, as if the connection broke just after
+# the node stored the message.  After a reconnect the page resends it with
+# the same client id; the node must answer from its store, not store twice.
+t6="stored, but the ack was lost"
+retries0=$(metric C nodetalk_client_retries_total)
+check_eq "page C's socket will drop acks" true "$(br eval C "(() => {
+    const s = window.nodetalk.socket, on = s.onmessage;
+    window.droppedAcks = 0;
+    s.onmessage = (e) => {
+        if (JSON.parse(e.data).type === 'ack') { window.droppedAcks++; return; }
+        on.call(s, e);
+    };
+    return true; })()")"
+br type C '#text' "$t6" >/dev/null
+brq key C Enter
+check "node C stores it" wait_until 10 nt_has_texts C "$t6"
+check "page C dropped its ack" brq wait C 'window.droppedAcks === 1' 10
+check_eq "page C still shows it pending" "1 carol (no-id) own pending" "$(describe C "$t6")"
+check "page C reconnects" brq eval C 'window.nodetalk.reconnect()'
+check "page C is live again after the reconnect" wait_status C '^live$' 20
+id6=$(wait_msg C "$t6" carol own 20)
+check_match "page C shows it acknowledged after the reconnect" '^C-[0-9]+$' "$id6"
+check "A, B and C converge on 5 messages" wait_until 20 histories_converged 5
+for id in A C; do
+	check_eq "$id stores the resent message once" 1 "$(history_text_count "$id" "$t6")"
+done
+check_match "node C counted a client retry" "^$((retries0 + 1))$" \
+    "$(metric C nodetalk_client_retries_total)"
+check "page C shows exactly C's messages, each once (after the resend)" \
+    wait_until 15 page_matches_node C C
 
 # --- text is text --------------------------------------------------------------
 

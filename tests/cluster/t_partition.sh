@@ -12,6 +12,8 @@
 #     third node), so all three converge while the cut lasts.
 #  3. C stalled (connections stay up, nothing flows) while clients send;
 #     released, all converge.
+#  4. Links flapping (cut and healed every 0.6 s) under a stream into
+#     every node: all converge once it stops.
 # shellcheck disable=SC2317  # helpers run through check and wait_until
 [ -n "$BASH_VERSION" ] || exec /bin/bash "$0" "$@"  # $(SHELL) may be dash
 # shellcheck source=lib.sh source-path=SCRIPTDIR
@@ -166,6 +168,25 @@ t0=$(_nt_ms)
 px
 check_converged 15 A B C
 nt_note "stall released: converged $(( $(_nt_ms) - t0 )) ms after"
+
+# 4. Flapping: links cut and healed every 0.6 s while every node takes a
+# stream, so links break with messages in flight.
+LG_PIDS=()
+for id in A B C; do
+	lg_bg "$id" "flap$id" --stop-file "$T/stop.flap" --timeout 40 --window 2
+done
+for cut in "A>C C>A" "B>C C>B A>B" "" "C>A B>A" "A>B B>A A>C" "" "C>B B>C C>A A>C" ""; do
+	args=()
+	for r in $cut; do args+=("$r" cut); done
+	px "${args[@]}"
+	sleep 0.6
+done
+touch "$T/stop.flap"
+check "flapping: every loadgen exited 0" lg_wait 15 "${LG_PIDS[@]}"
+nt_note "flapping: $(acked_n flapA flapB flapC) messages acknowledged"
+t0=$(_nt_ms)
+check_converged 15 A B C
+nt_note "flapping over: converged $(( $(_nt_ms) - t0 )) ms after"
 
 kill -TERM "$proxy" 2>/dev/null
 wait_until 5 nt_pid_gone "$proxy"
