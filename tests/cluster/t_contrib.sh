@@ -208,8 +208,9 @@ done
 run dup "$NT_DAEMON" -c "$T/etc/nodetalk.conf" -n A -d -p "$(pidfile A)"
 check_fail "a second nodetalkd -d on A's pid file fails" test "$RC" -eq 0
 check_eq "A's pid file still holds A's pid" "${PID[A]}" "$(cat "$(pidfile A)" 2>/dev/null)"
-check "the log says why" wait_until 3 grep -qF \
-    "pid file $(pidfile A) is locked: nodetalkd already runs (pid ${PID[A]})" "$T/nodes.log"
+# A start-up failure is told on the terminal, before any detaching.
+check "it says why on stderr" grep -qF \
+    "pid file $(pidfile A) is locked: nodetalkd already runs (pid ${PID[A]})" "$T/dup.out"
 check "A still runs" nt_pid_alive "${PID[A]}"
 
 # --- nt-stop --------------------------------------------------------------------
