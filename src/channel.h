@@ -32,7 +32,8 @@ enum chan_type {
 				   a reload) */
 
 	/* 2xx: ws worker <-> master */
-	CH_CHAT = 200,		/* ws->m: conn, from, text, cid?, t (mono us) */
+	CH_CHAT = 200,		/* ws->m: conn, from, text, cid?, t (mono us),
+				   after (highest lamport the client saw) */
 	CH_ACK = 201,		/* m->ws: conn, msg (the stored one) */
 	CH_JOIN = 202,		/* ws->m: conn, since{} */
 	CH_HISTORY = 203,	/* m->ws: conn, msg */

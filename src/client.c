@@ -54,6 +54,7 @@ struct client {
 	char			 id[NT_CID_MAX + 1];
 	int			 json;
 	int			 status;	/* --status */
+	uint64_t		 max_lamport;	/* newest message seen */
 	struct timeval		 timeout;	/* zero: wait forever */
 
 	struct event_base	*base;
@@ -85,6 +86,7 @@ struct chat_meta {
 	char		 origin[NT_ORIGIN_MAX + 1];
 	uint64_t	 seq;
 	int64_t		 ts;		/* ms; 0 when the node sent none */
+	uint64_t	 lamport;	/* 0 when the node sent none */
 	int		 has_identity;
 };
 
@@ -408,7 +410,7 @@ static void
 chat_meta(const char *raw, size_t len, struct chat_meta *m)
 {
 	cJSON		*o;
-	const cJSON	*origin, *seq, *ts;
+	const cJSON	*origin, *seq, *ts, *lamport;
 
 	memset(m, 0, sizeof(*m));
 	if ((o = cJSON_ParseWithLength(raw, len)) == NULL)
@@ -428,6 +430,10 @@ chat_meta(const char *raw, size_t len, struct chat_meta *m)
 	if (cJSON_IsNumber(ts) && ts->valuedouble > 0 &&
 	    ts->valuedouble <= 9007199254740992.0)
 		m->ts = (int64_t)ts->valuedouble;
+	lamport = cJSON_GetObjectItemCaseSensitive(o, "lamport");
+	if (cJSON_IsNumber(lamport) && lamport->valuedouble > 0 &&
+	    lamport->valuedouble <= 9007199254740992.0)
+		m->lamport = (uint64_t)lamport->valuedouble;
 	cJSON_Delete(o);
 }
 
@@ -469,6 +475,9 @@ print_chat(struct client *c, struct wire_in *in, const char *raw, size_t len)
 	struct chat_meta	 m;
 
 	chat_meta(raw, len, &m);
+	/* What we answer must sort after what we have seen. */
+	if (m.lamport > c->max_lamport)
+		c->max_lamport = m.lamport;
 	if (m.has_identity) {
 		/* After a reconnect a node may resend what we printed. */
 		if (m.seq <= have_get(&c->seen, m.origin))
@@ -758,7 +767,7 @@ on_open(struct ws_conn *wc, void *arg)
 	if (c->mode == MODE_FOLLOW || c->mode == MODE_CHAT)
 		event_del(c->timer);
 	if (c->mode == MODE_SEND)
-		rv = send_frame(c, wire_client_chat(c->sender, c->text, c->id));
+		rv = send_frame(c, wire_client_chat(c->sender, c->text, c->id, 0));
 	else
 		rv = send_join(c);
 	if (rv == -1) {
@@ -894,7 +903,8 @@ input_line(struct client *c, const char *line, size_t len)
 		return;
 	}
 	make_uuid(id);
-	if (send_frame(c, wire_client_chat(c->sender, line, id)) == -1) {
+	if (send_frame(c, wire_client_chat(c->sender, line, id,
+	    c->max_lamport)) == -1) {
 		fail(c, "cannot send to %s:%d", c->host, c->port);
 		return;
 	}

@@ -38,6 +38,7 @@
 #define STOP_GRACE_SECS	5	/* then SIGKILL */
 #define GAP_SYNC_MS	500	/* at most one gap-triggered sync per link */
 #define SYNC_EVERY_SECS	5	/* anti-entropy: each inbound peer link */
+#define AFTER_MAX_JUMP	1000000	/* how far a client may push our clock */
 
 struct worker {
 	const char	*name;		/* "ws", "peer" */
@@ -373,6 +374,23 @@ store_message(const struct nt_msg *m)
 	return (rv);
 }
 
+/*
+ * A client's chat comes after everything this node stored and after the
+ * newest message the client says it saw ("after"), which may not have
+ * reached this node yet: an answer then sorts after its question on every
+ * node.  A client may not push the clock arbitrarily far.
+ */
+static uint64_t
+client_lamport(const msgpack_object *o)
+{
+	uint64_t	 after = 0, clock = store_lamport(M.store);
+
+	frame_get_u64(o, "after", &after);
+	if (after > clock + AFTER_MAX_JUMP)
+		after = clock + AFTER_MAX_JUMP;
+	return ((after > clock ? after : clock) + 1);
+}
+
 static void
 on_client_chat(const msgpack_object *o)
 {
@@ -398,7 +416,7 @@ on_client_chat(const msgpack_object *o)
 	}
 	snprintf(m.origin, sizeof(m.origin), "%s", M.conf->node_id);
 	m.seq = have_get(store_have(M.store), m.origin) + 1;
-	m.lamport = store_lamport(M.store) + 1;
+	m.lamport = client_lamport(o);
 	m.ts = now_ms();
 	if (store_message(&m) == 1) {
 		M.stats.accepted++;

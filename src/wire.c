@@ -196,7 +196,8 @@ parse_chat(const cJSON *o, size_t max_text, struct wire_in *w,
 		return (-1);
 	if (w->replicated)
 		return (parse_identity(o, w, e));
-	return (0);
+	/* What the client saw, so that its answer sorts after it. */
+	return (get_uint(o, "after", 0, &w->after, NULL, e));
 }
 
 static int
@@ -372,7 +373,8 @@ wire_chat(const struct nt_msg *m, int replicated)
 }
 
 char *
-wire_client_chat(const char *from, const char *text, const char *client_id)
+wire_client_chat(const char *from, const char *text, const char *client_id,
+    uint64_t after)
 {
 	cJSON	*o = new_frame("chat");
 
@@ -380,6 +382,8 @@ wire_client_chat(const char *from, const char *text, const char *client_id)
 	cJSON_AddStringToObject(o, "text", text);
 	if (client_id != NULL)
 		cJSON_AddStringToObject(o, "id", client_id);
+	if (after > 0)
+		cJSON_AddNumberToObject(o, "after", (double)after);
 	return (print_free(o));
 }
 

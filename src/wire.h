@@ -26,6 +26,7 @@ struct wire_in {
 					   replicated also origin/seq/...;
 					   ack: the stored identity */
 	int		 has_identity;	/* origin and seq were present */
+	uint64_t	 after;		/* client chat: highest lamport it saw */
 	char		*from;		/* join/hello/sync: who */
 	char		*to;		/* hello */
 	char		*auth;		/* hello: HMAC, with a cluster secret */
@@ -51,7 +52,7 @@ void	 wire_in_clear(struct wire_in *);
 /* Builders: a fresh JSON string (caller frees). */
 char	*wire_chat(const struct nt_msg *, int replicated);
 char	*wire_client_chat(const char *from, const char *text,
-	    const char *client_id);
+	    const char *client_id, uint64_t after);
 char	*wire_ack(const struct nt_msg *);
 char	*wire_error(const char *code, const char *message);
 char	*wire_hello(const char *from, const char *to, int64_t ts,

@@ -222,9 +222,10 @@ relay_chat(struct conn *c, struct wire_in *w)
 {
 	struct chan_frame	 f;
 
-	frame_begin(&f, CH_CHAT, w->msg.client_id != NULL ? 5 : 4);
+	frame_begin(&f, CH_CHAT, w->msg.client_id != NULL ? 6 : 5);
 	frame_u64(&f, "conn", c->id);
 	frame_i64(&f, "t", mono_us());
+	frame_u64(&f, "after", w->after);
 	frame_str(&f, "from", w->msg.from);
 	frame_str(&f, "text", w->msg.text);
 	if (w->msg.client_id != NULL)

@@ -51,6 +51,7 @@
   const byClient = new Map();   // our client UUID -> record (own messages)
   const order = [];             // records in display (cluster) order
   const seen = new Map();       // origin -> { hi, ahead:Set } for "since"
+  let maxLamport = 0;           // newest message seen, sent as "after"
   let arrivals = 0;             // tie-breaker for records lacking lamport
 
   // Per tab: the UUIDs we sent (to recognise our echoes) and what is not yet
@@ -239,7 +240,10 @@
 
   function transmit(entry) {
     if (!live) return;
-    ws.send(JSON.stringify({ type: 'chat', from: entry.from, text: entry.text, id: entry.client_id }));
+    // "after": the newest message shown here, so that an answer sorts after
+    // its question on every node, even one the question has not reached.
+    ws.send(JSON.stringify({ type: 'chat', from: entry.from, text: entry.text,
+      id: entry.client_id, after: maxLamport }));
     inFlight.add(entry.client_id);
     const rec = byClient.get(entry.client_id);
     if (rec) paint(rec);
@@ -295,6 +299,7 @@
 
   /* ---- incoming frames */
   function onChat(f) {
+    if (Number.isSafeInteger(f.lamport) && f.lamport > maxLamport) maxLamport = f.lamport;
     noteSeen(f.origin, f.seq);
     // Messages without origin/seq (seed prototype) still get shown; their
     // content stands in for an identity so a replay does not duplicate them.
