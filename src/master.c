@@ -71,6 +71,7 @@ struct peer_state {
 	int64_t		 gap_ms;
 	uint64_t	 in_conn;	/* its link to us, in the ws worker */
 	int		 in_known;
+	struct nt_have	 sent;		/* what our link to it carried */
 };
 
 struct master {
@@ -94,6 +95,7 @@ struct master {
 	int			 detached;
 	int			 verbose;	/* -v: debug, whatever the file says */
 	int			 relisten;	/* bind anew before the next ws */
+	int			 recovering;	/* lost its log's tail: see below */
 	char			*old_listen;
 	int			 old_port;
 	struct event		*sigs[5];
@@ -112,6 +114,7 @@ static void	master_chan_lost(struct chan *, const char *, void *);
 static void	commit_schedule(void);
 static void	commit_release(void);
 static void	relisten(void);
+static void	recovery_check(void);
 
 static const char	*pidfile_path;
 static pid_t		 pidfile_owner;
@@ -414,6 +417,11 @@ on_client_chat(const msgpack_object *o)
 		pending_add(old, 1, conn, 0, 0);
 		goto out;
 	}
+	if (M.recovering) {
+		send_fail(conn, "recovering", "this node lost the end of its "
+		    "log and waits to hear from every peer; retry shortly");
+		goto out;
+	}
 	snprintf(m.origin, sizeof(m.origin), "%s", M.conf->node_id);
 	m.seq = have_get(store_have(M.store), m.origin) + 1;
 	m.lamport = client_lamport(o);
@@ -461,8 +469,10 @@ peers_rebuild(void)
 			memset(o, 0, sizeof(*o));
 		}
 	}
-	for (j = 0; j < nold; j++)
+	for (j = 0; j < nold; j++) {
 		have_clear(&old[j].view.have);
+		have_clear(&old[j].sent);
+	}
 	free(old);
 }
 
@@ -491,6 +501,7 @@ on_peer_chat(const msgpack_object *o)
 	if (rv == 1) {
 		M.stats.replicated_in++;
 		pending_add(&m, 0, 0, 1, 0);
+		recovery_check();
 	} else if (rv == 0)
 		M.stats.duplicates++;
 	else if (rv == -2 && (ps = peer_state(peer)) != NULL) {
@@ -505,6 +516,39 @@ on_peer_chat(const msgpack_object *o)
 	}
 	msg_clear(&m);
 	free(peer);
+}
+
+/*
+ * A node that cut a damaged tail off its log may have lost messages of its
+ * own that it acknowledged and that other nodes hold.  Numbering new ones
+ * before it knows would give two messages one identity, and no catch-up
+ * could tell them apart.  So it takes no chats until every peer (but seed
+ * nodes, which keep no identities) has said what it holds and it holds as
+ * much of its own origin as any of them.  A peer that never comes back
+ * must be removed from the configuration (a reload) to end the wait.
+ */
+static void
+recovery_check(void)
+{
+	const char	*self = M.conf->node_id;
+	uint64_t	 mine = have_get(store_have(M.store), self);
+	struct nt_node	*n;
+	size_t		 i;
+
+	if (!M.recovering)
+		return;
+	for (i = 0; i < M.npeers; i++) {
+		n = config_node(M.conf, M.peers[i].view.id);
+		if (n != NULL && n->seed)
+			continue;
+		if (!M.peers[i].view.have_known ||
+		    have_get(&M.peers[i].view.have, self) > mine)
+			return;
+	}
+	M.recovering = 0;
+	log_info("every peer has been heard from and %s-%llu is the last of "
+	    "our messages; taking chats again", self,
+	    (unsigned long long)mine);
 }
 
 /* A seed node's chat: no identity, so it gets a local-only one. */
@@ -595,51 +639,107 @@ on_peer_hello(const msgpack_object *o)
 	free(peer);
 }
 
+/*
+ * What to send a peer that holds `have`: what it lacks, less what this
+ * link already carried to it (a long catch-up is not sent again by the
+ * next periodic sync).  A peer whose have did not move since its last
+ * sync may have dropped something: it gets everything it lacks again.
+ */
+static void
+catchup_base(struct peer_state *ps, const struct nt_have *have,
+    struct nt_have *want)
+{
+	size_t	 i;
+
+	if (ps != NULL && ps->view.have_known &&
+	    have_equal(have, &ps->view.have))
+		have_clear(&ps->sent);
+	have_copy(want, have);
+	for (i = 0; ps != NULL && i < ps->sent.n; i++)
+		if (ps->sent.v[i].seq > have_get(want, ps->sent.v[i].origin))
+			have_set(want, ps->sent.v[i].origin, ps->sent.v[i].seq);
+}
+
+/*
+ * Send, in cluster order, every message a peer lacks.  An origin stops at
+ * a message still waiting for its sync (it goes out live, or next time),
+ * so the peer never sees a gap.  *sent gets how far each origin went.
+ */
+static size_t
+catchup_send(const char *peer, const struct nt_have *want,
+    struct nt_have *sent)
+{
+	const struct nt_msg	*m;
+	struct nt_have		 stopped = { NULL, 0 };
+	size_t			 i, n = 0;
+
+	have_copy(sent, want);
+	for (i = store_next_missing(M.store, want, 0);
+	    i < store_count(M.store);
+	    i = store_next_missing(M.store, want, i + 1)) {
+		m = store_at(M.store, i);
+		if (have_get(&stopped, m->origin) ||
+		    m->seq != have_get(sent, m->origin) + 1 || pending_has(m)) {
+			have_set(&stopped, m->origin, 1);
+			continue;
+		}
+		send_msg_frame(&M.peer, CH_REPLICATE, 0, 0, peer, m);
+		have_set(sent, m->origin, m->seq);
+		n++;
+	}
+	have_clear(&stopped);
+	return (n);
+}
+
 /* A peer told our peer worker what it holds: send it what it lacks. */
 static void
 on_sync_request(const msgpack_object *o)
 {
-	struct peer_state *ps;
-	struct nt_have	 have;
-	char		*peer;
-	size_t		 i, n = 0;
+	struct peer_state	*ps;
+	struct nt_have		 have, want = { NULL, 0 }, sent = { NULL, 0 };
+	char			*peer;
+	size_t			 n;
 
 	peer = frame_get_str(o, "peer");
 	if (peer == NULL || frame_get_have(o, "have", &have) == -1) {
 		free(peer);
 		return;
 	}
-	if ((ps = peer_state(peer)) != NULL) {
+	ps = peer_state(peer);
+	catchup_base(ps, &have, &want);
+	n = catchup_send(peer, &want, &sent);
+	if (ps != NULL) {
 		have_copy(&ps->view.have, &have);
 		ps->view.have_known = 1;
 		ps->view.last_sync_ms = now_ms();
-	}
-	for (i = store_next_missing(M.store, &have, 0);
-	    i < store_count(M.store);
-	    i = store_next_missing(M.store, &have, i + 1)) {
-		if (pending_has(store_at(M.store, i)))
-			continue;
-		send_msg_frame(&M.peer, CH_REPLICATE, 0, 0, peer,
-		    store_at(M.store, i));
-		n++;
+		have_copy(&ps->sent, &sent);
 	}
 	M.stats.replicated_out += n;
 	if (n > 0)
 		log_info("Catch-up: sending %zu messages to %s", n, peer);
 	have_clear(&have);
+	have_clear(&want);
+	have_clear(&sent);
 	free(peer);
+	recovery_check();
 }
 
 static void
 on_link(const msgpack_object *o)
 {
-	char	*peer;
-	int	 up;
+	struct peer_state	*ps;
+	char			*peer;
+	int			 up;
 
 	if ((peer = frame_get_str(o, "peer")) == NULL)
 		return;
-	if (frame_get_bool(o, "up", &up) == 0 && peer_state(peer) != NULL)
-		peer_state(peer)->view.up = up;
+	if (frame_get_bool(o, "up", &up) == 0 && (ps = peer_state(peer)) !=
+	    NULL) {
+		ps->view.up = up;
+		/* What a broken link carried may not have arrived. */
+		if (!up)
+			have_clear(&ps->sent);
+	}
 	free(peer);
 }
 
@@ -683,7 +783,7 @@ on_status(const msgpack_object *o)
 	wv[0] = (struct worker_view){ "ws", M.ws.pid, M.ws.restarts };
 	wv[1] = (struct worker_view){ "peer", M.peer.pid, M.peer.restarts };
 	c = (struct status_ctx){ M.conf, M.store, &M.stats, pv, M.npeers,
-	    wv, 2, M.clients };
+	    wv, 2, M.clients, M.recovering };
 	body = strcmp(what, "metrics") == 0 ? status_metrics(&c) :
 	    status_json(&c);
 	frame_begin(&f, CH_STATUS, 2);
@@ -949,6 +1049,9 @@ worker_died(struct worker *w, int status)
 		for (i = 0; i < M.npeers; i++)
 			M.peers[i].in_known = 0;
 	}
+	if (w == &M.peer)	/* its links are gone */
+		for (i = 0; i < M.npeers; i++)
+			have_clear(&M.peers[i].sent);
 	if (M.stopping) {
 		if (M.ws.pid == -1 && M.peer.pid == -1)
 			event_base_loopbreak(M.base);
@@ -1097,6 +1200,7 @@ master_reload(void)
 	    strcmp(old->secret, nc->secret) != 0;
 	M.conf = nc;
 	peers_rebuild();
+	recovery_check();
 	if (strcmp(log_target_for(old), log_target_for(nc)) != 0)
 		master_reopen_log(log_target_for(nc));
 	log_setlevel(M.verbose ? LOG_LVL_DEBUG : nc->log_level);
@@ -1197,6 +1301,10 @@ master_setup(void)
 	if (M.store == NULL)
 		fatalx("%s", cause);
 	proc_drop_privileges(M.conf->user);
+	if ((M.recovering = store_was_cut(M.store)))
+		log_warnx("the end of the log was lost: chats wait until every "
+		    "peer has said what it holds of %s's messages",
+		    M.conf->node_id);
 }
 
 static void
@@ -1211,6 +1319,7 @@ master_run(void)
 	master_signals();
 	M.stats.started_ms = now_ms();
 	peers_rebuild();
+	recovery_check();
 	worker_init(&M.ws, "ws", ws_worker_main);
 	worker_init(&M.peer, "peer", peer_worker_main);
 	worker_start(&M.ws);

@@ -130,6 +130,21 @@ have_copy(struct nt_have *dst, const struct nt_have *src)
 	dst->n = src->n;
 }
 
+/* Same seq for every origin either names (a missing origin counts 0). */
+int
+have_equal(const struct nt_have *a, const struct nt_have *b)
+{
+	size_t	 i;
+
+	for (i = 0; i < a->n; i++)
+		if (have_get(b, a->v[i].origin) != a->v[i].seq)
+			return (0);
+	for (i = 0; i < b->n; i++)
+		if (have_get(a, b->v[i].origin) != b->v[i].seq)
+			return (0);
+	return (1);
+}
+
 int64_t
 now_ms(void)
 {

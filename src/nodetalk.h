@@ -76,6 +76,7 @@ uint64_t	 have_get(const struct nt_have *, const char *);
 void		 have_set(struct nt_have *, const char *, uint64_t);
 void		 have_clear(struct nt_have *);
 void		 have_copy(struct nt_have *, const struct nt_have *);
+int		 have_equal(const struct nt_have *, const struct nt_have *);
 int64_t		 now_ms(void);
 int64_t		 mono_us(void);
 int		 valid_node_id(const char *);

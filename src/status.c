@@ -116,6 +116,7 @@ status_json(const struct status_ctx *c)
 	cJSON_AddNumberToObject(o, "messages", (double)store_count(c->store));
 	cJSON_AddNumberToObject(o, "lamport", (double)store_lamport(c->store));
 	cJSON_AddNumberToObject(o, "clients", c->clients);
+	cJSON_AddBoolToObject(o, "recovering", c->recovering);
 	cJSON_AddItemToObject(o, "have", have_json(store_have(c->store)));
 	cJSON_AddItemToObject(o, "peers", peers_json(c));
 	cJSON_AddItemToObject(o, "workers", workers_json(c));

@@ -61,6 +61,7 @@ struct status_ctx {
 	const struct worker_view *workers;
 	size_t			 nworkers;
 	int			 clients;
+	int			 recovering;	/* lost its log's tail, waiting */
 };
 
 void	 hist_add(struct hist *, double seconds);

@@ -60,6 +60,7 @@ struct store {
 	enum fsync_policy	  fsync;	/* for the caller; see store_open */
 	int			  dirty;
 	int			  broken;	/* log has junk we could not cut */
+	int			  cut;		/* open cut a damaged tail off */
 	off_t			  size;
 
 	struct nt_msg		**msgs;		/* owned, cluster order */
@@ -386,12 +387,20 @@ store_cut(struct store *s, off_t off, off_t size, const char *why,
 	log_warnx("%s: corrupt or torn record at offset %lld (%s); "
 	    "truncating %lld bytes", s->path, (long long)off, why,
 	    (long long)(size - off));
+	s->cut = 1;
 	if (ftruncate(s->fd, off) == -1 || fsync(s->fd) == -1) {
 		xasprintf(cause, "%s: truncate to %lld: %s", s->path,
 		    (long long)off, strerror(errno));
 		return (-1);
 	}
 	return (0);
+}
+
+/* Whether open lost records: what they held must come back from peers. */
+int
+store_was_cut(const struct store *s)
+{
+	return (s->cut);
 }
 
 void

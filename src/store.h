@@ -52,6 +52,7 @@ const struct nt_msg *store_lookup_client_id(const struct store *,
 size_t		 store_next_missing(const struct store *, const struct nt_have *,
 		    size_t start);
 const char	*store_path(const struct store *);
+int		 store_was_cut(const struct store *);
 off_t		 store_log_size(const struct store *);
 
 #endif /* STORE_H */

@@ -3,7 +3,7 @@
 # lib.sh and nt_init.  Every acknowledged message is recorded in a file
 # $T/acked.* as "ID CID" lines (tests/tools/loadgen.py --acked); the checks
 # compare those with the nodes' histories (tests/tools/ackcheck.py).
-# shellcheck shell=bash disable=SC2034,SC2317
+# shellcheck shell=bash disable=SC2034,SC2317,SC2119,SC2120
 
 # lg ID PREFIX [loadgen args]: run loadgen against node ID in the
 # foreground; acks go to $T/acked.PREFIX.
@@ -144,7 +144,7 @@ kill9_node() {
 	check_eq "$id runs two workers before kill -9" 2 "$(wc -w <<<"$kids")"
 	nt_kill9 "$id"
 	# shellcheck disable=SC2086
-	check "kill -9 $id's master: its workers ($(echo $kids)) exit within 5 s" \
+	check "kill -9 $id's master: its workers ($(tr '\n' ' ' <<<"$kids")) exit within 5 s" \
 	    wait_until 5 workers_gone $kids
 }
 

@@ -35,6 +35,7 @@ for id in A B C; do
 done
 check_converged 15 A B C
 check "A's history passes ntjson check-chats too" nt_json check-chats <"$T/hist.A"
+nt_note "lamport values shared by several messages (ties broken by origin): $(nt_json get lamport <"$T/hist.A" | sort | uniq -d | wc -l)"
 
 # Each loadgen's acks, in order, are its origin's seqs in increasing order
 # and its texts in send order: acks on one connection follow the chats.

@@ -22,7 +22,7 @@ wait_peers
 
 # crash_round R VICTIM: one round, streams into every node.
 crash_round() {
-	local r=$1 v=$2 id others=() stop="$T/stop.$1" once retry n0 n1 t0 mark
+	local r=$1 v=$2 id others=() stop="$T/stop.$1" once n0 n1 t0 mark
 	local -A marks=()
 	for id in A B C; do
 		[ "$id" = "$v" ] || others+=("$id")
@@ -36,7 +36,6 @@ crash_round() {
 	lg_bg "$v" "r$r${v}once" --stop-file "$stop" --timeout 40
 	once=$LG_PID
 	lg_bg "$v" "r$r${v}retry" --stop-file "$stop" --timeout 40 --reconnect
-	retry=$LG_PID
 	sleep 1.5
 	check "round $r: $v acknowledged messages before the crash" \
 	    test "$(acked_n "r$r${v}once")" -gt 0

@@ -14,6 +14,8 @@
 #     released, all converge.
 #  4. Links flapping (cut and healed every 0.6 s) under a stream into
 #     every node: all converge once it stops.
+#  5. Every link cut (the proxy's SIGUSR1), each node alone takes messages;
+#     healed (SIGUSR2), all converge.
 # shellcheck disable=SC2317  # helpers run through check and wait_until
 [ -n "$BASH_VERSION" ] || exec /bin/bash "$0" "$@"  # $(SHELL) may be dash
 # shellcheck source=lib.sh source-path=SCRIPTDIR
@@ -60,6 +62,11 @@ px() {
 	mv "$T/px.control.tmp" "$T/px.control"
 	wait_until 5 grep -qx "gen $PXGEN" "$T/px.state" ||
 	    nt_fatal "the proxy did not apply generation $PXGEN"
+}
+
+# px_all MODE: the proxy says every route is in MODE.
+px_all() {
+	[ "$(grep -c " $1 " "$T/px.state")" = 6 ]
 }
 
 for id in A B C; do
@@ -187,6 +194,25 @@ nt_note "flapping: $(acked_n flapA flapB flapC) messages acknowledged"
 t0=$(_nt_ms)
 check_converged 15 A B C
 nt_note "flapping over: converged $(( $(_nt_ms) - t0 )) ms after"
+
+# 5. Every node alone (the proxy's SIGUSR1 cuts every route, SIGUSR2
+# heals them): each node takes messages by itself, then all converge.
+kill -USR1 "$proxy"
+check "all cut: the proxy cut every route on SIGUSR1" \
+    wait_until 5 px_all cut
+LG_PIDS=()
+for id in A B C; do
+	lg_bg "$id" "alone$id" --count 30 --window 2
+done
+check "all cut: every loadgen finished, exit 0" lg_wait 30 "${LG_PIDS[@]}"
+check "all cut: A holds none of B's and C's new messages" has_none A aloneB aloneC
+check "all cut: B holds none of A's and C's new messages" has_none B aloneA aloneC
+t0=$(_nt_ms)
+kill -USR2 "$proxy"
+check "all cut: the proxy healed every route on SIGUSR2" \
+    wait_until 5 px_all up
+check_converged 15 A B C
+nt_note "all healed: converged $(( $(_nt_ms) - t0 )) ms after"
 
 kill -TERM "$proxy" 2>/dev/null
 wait_until 5 nt_pid_gone "$proxy"
