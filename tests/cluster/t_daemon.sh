@@ -103,4 +103,28 @@ sed "s|^fsync = \"batch\";.*|log_file = \"$T/no/such/dir/x.log\";|" "$T/nodetalk
 "$NT_DAEMON" -c "$T/badlog.conf" -n A -d 2>"$T/badlog.err"
 check_eq "a log file that cannot be opened: exit 1" 1 $?
 check "  and the reason" grep -qF "log file $T/no/such/dir/x.log" "$T/badlog.err"
+# Started as root with a user: the port is bound and the store opened as
+# root, then every process runs as that user and still serves.
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
+	sed "s|^fsync = \"batch\";.*|fsync = \"batch\"; user = \"nobody\";|" \
+	    "$T/nodetalk.conf" >"$T/user.conf"
+	"$NT_DAEMON" -c "$T/user.conf" -n A -d -p "$T/U.pid" 2>"$T/user.err"
+	check_eq "started as root with user = nobody: exit 0" 0 $?
+	upid=$(cat "$T/U.pid" 2>/dev/null)
+	_nt_own "$upid"
+	uid_of() { awk '/^Uid:/ { print $2 }' "/proc/$1/status"; }
+	check_eq "the master runs as nobody" "$(id -u nobody)" "$(uid_of "$upid")"
+	check "  with two workers" wait_until 5 \
+	    test "$(nt_children "$upid" | wc -l)" -eq 2
+	_nt_own_tree "$upid"
+	for w in $(nt_children "$upid"); do
+		check_eq "worker $w runs as nobody" "$(id -u nobody)" "$(uid_of "$w")"
+	done
+	check_eq "it still stores and acknowledges" "sent A-2" \
+	    "$(nt_send A nobody "as nobody")"
+	kill -TERM "$upid"
+	check "it stops on SIGTERM" wait_until 10 nt_pid_gone "$upid"
+else
+	nt_note "not root: the privilege drop is not exercised"
+fi
 nt_finish
