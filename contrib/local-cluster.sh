@@ -41,7 +41,7 @@ node_pid() {
 build() {
 	"$top/contrib/deps.sh" --build-only
 	cd "$top"
-	[ -x configure ] || autoreconf -fi >/dev/null
+	[ -x configure ] || autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
 	mkdir -p build/plain
 	cd build/plain
 	[ -f Makefile ] || "$top/configure" -q

@@ -37,7 +37,8 @@
 #define STABLE_SECS	10	/* a worker up this long resets its backoff */
 #define STOP_GRACE_SECS	5	/* then SIGKILL */
 #define GAP_SYNC_MS	500	/* at most one gap-triggered sync per link */
-#define SYNC_EVERY_SECS	5	/* anti-entropy: each inbound peer link */
+#define SYNC_TICK_MS	1000	/* a changed have is told this often */
+#define SYNC_EVERY_MS	5000	/* an unchanged one this often */
 #define AFTER_MAX_JUMP	1000000	/* how far a client may push our clock */
 
 struct worker {
@@ -72,6 +73,8 @@ struct peer_state {
 	uint64_t	 in_conn;	/* its link to us, in the ws worker */
 	int		 in_known;
 	struct nt_have	 sent;		/* what our link to it carried */
+	struct nt_have	 told;		/* our have in our last sync to it */
+	int64_t		 told_ms;
 };
 
 struct master {
@@ -211,6 +214,15 @@ send_sync(uint64_t conn)
 	frame_u64(&f, "conn", conn);
 	frame_have(&f, "have", store_have(M.store));
 	chan_send(M.ws.ch, &f);
+}
+
+/* A sync on the peer's link to us, and what it said. */
+static void
+sync_peer(struct peer_state *ps)
+{
+	send_sync(ps->in_conn);
+	have_copy(&ps->told, store_have(M.store));
+	ps->told_ms = now_ms();
 }
 
 static void
@@ -472,6 +484,7 @@ peers_rebuild(void)
 	for (j = 0; j < nold; j++) {
 		have_clear(&old[j].view.have);
 		have_clear(&old[j].sent);
+		have_clear(&old[j].told);
 	}
 	free(old);
 }
@@ -634,7 +647,7 @@ on_peer_hello(const msgpack_object *o)
 	    (ps = peer_state(peer)) != NULL) {
 		ps->in_conn = conn;
 		ps->in_known = 1;
-		send_sync(conn);
+		sync_peer(ps);
 	}
 	free(peer);
 }
@@ -744,19 +757,24 @@ on_link(const msgpack_object *o)
 }
 
 /*
- * Every few seconds each peer hears what we hold, as on a new link.  A
- * message lost as a link broke is found here even when no later message
- * reveals the gap, and the peers learn our lag for /status.
+ * Each peer hears what we hold: within a second of a change, and every
+ * few seconds regardless.  A message lost as a link broke is found this
+ * way even when no later message reveals the gap, and the peers' /status
+ * shows a lag that is at most a second old.
  */
 static void
 antientropy_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	struct timeval	 tv = { SYNC_EVERY_SECS, 0 };
+	struct timeval	 tv = { 0, SYNC_TICK_MS * 1000 };
+	struct peer_state *ps;
 	size_t		 i;
 
-	for (i = 0; i < M.npeers; i++)
-		if (M.peers[i].in_known)
-			send_sync(M.peers[i].in_conn);
+	for (i = 0; i < M.npeers; i++) {
+		ps = &M.peers[i];
+		if (ps->in_known && (now_ms() - ps->told_ms >= SYNC_EVERY_MS ||
+		    !have_equal(&ps->told, store_have(M.store))))
+			sync_peer(ps);
+	}
 	evtimer_add(M.antientropy_ev, &tv);
 }
 

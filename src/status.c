@@ -205,7 +205,7 @@ metrics_labelled(struct evbuffer *b, const struct status_ctx *c)
 		evbuffer_add_printf(b, "nodetalk_peer_up{peer=\"%s\"} %d\n",
 		    c->peers[i].id, c->peers[i].up);
 	metric_head(b, "nodetalk_peer_lag_messages", "gauge",
-	    "Messages we hold that the peer lacked at its last sync (every 5 s).");
+	    "Messages we hold that the peer lacked at its last sync (at most 1 s old while it changes).");
 	for (i = 0; i < c->npeers; i++)
 		if (c->peers[i].have_known)
 			evbuffer_add_printf(b, "nodetalk_peer_lag_messages"
