@@ -1,0 +1,314 @@
+/*
+ * replicate.c: what the master does with its peers.  Replicated messages
+ * are stored once each and only without a gap (a gap asks that link for
+ * catch-up); a peer's sync gets what it lacks, of every origin; every
+ * link hears our have when it changes and every few seconds regardless
+ * (anti-entropy); and a node that lost its log's tail waits for its peers
+ * before it numbers a chat again.
+ */
+#include <sys/types.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nodetalk.h"
+#include "channel.h"
+#include "config.h"
+#include "log.h"
+#include "status.h"
+#include "store.h"
+#include "master.h"
+
+#define GAP_SYNC_MS	500	/* at most one gap-triggered sync per link */
+#define SYNC_TICK_MS	1000	/* a changed have is told this often */
+#define SYNC_EVERY_MS	5000	/* an unchanged one this often */
+
+static void
+send_sync(uint64_t conn)
+{
+	struct chan_frame	 f;
+
+	if (M.ws.ch == NULL || !M.ws.hello)
+		return;
+	frame_begin(&f, CH_SYNC, 2);
+	frame_u64(&f, "conn", conn);
+	frame_have(&f, "have", store_have(M.store));
+	chan_send(M.ws.ch, &f);
+}
+
+/* A sync on the peer's link to us, and what it said. */
+static void
+sync_peer(struct peer_state *ps)
+{
+	send_sync(ps->in_conn);
+	have_copy(&ps->told, store_have(M.store));
+	ps->told_ms = now_ms();
+}
+
+static struct peer_state *
+peer_state(const char *id)
+{
+	size_t	 i;
+
+	for (i = 0; i < M.npeers; i++)
+		if (strcmp(M.peers[i].view.id, id) == 0)
+			return (&M.peers[i]);
+	return (NULL);
+}
+
+/* One entry per configured peer; what is known of a kept peer stays. */
+void
+peers_rebuild(void)
+{
+	struct peer_state	*old = M.peers, *o, *p;
+	size_t			 nold = M.npeers, i, j;
+
+	M.peers = xcalloc(M.conf->nnodes, sizeof(*M.peers));
+	M.npeers = 0;
+	for (i = 0; i < M.conf->nnodes; i++) {
+		if (&M.conf->nodes[i] == M.conf->self)
+			continue;
+		p = &M.peers[M.npeers++];
+		snprintf(p->view.id, sizeof(p->view.id), "%s",
+		    M.conf->nodes[i].id);
+		for (j = 0; j < nold; j++) {
+			o = &old[j];
+			if (strcmp(o->view.id, p->view.id) != 0)
+				continue;
+			*p = *o;
+			memset(o, 0, sizeof(*o));
+		}
+	}
+	for (j = 0; j < nold; j++) {
+		have_clear(&old[j].view.have);
+		have_clear(&old[j].sent);
+		have_clear(&old[j].told);
+	}
+	free(old);
+}
+
+/*
+ * A replicated message.  A gap (its seq jumps past what we hold) is not
+ * stored: we ask that link for everything we lack instead, so the store
+ * stays gap-free per origin.
+ */
+void
+on_peer_chat(const msgpack_object *o)
+{
+	struct peer_state	*ps;
+	struct nt_msg		 m;
+	char			*peer;
+	uint64_t		 conn;
+	int			 rv;
+
+	peer = frame_get_str(o, "peer");
+	if (peer == NULL || frame_get_u64(o, "conn", &conn) == -1 ||
+	    frame_get_msg(o, "msg", &m) == -1) {
+		log_warnx("bad CH_PEER_CHAT frame from ws worker");
+		free(peer);
+		return;
+	}
+	rv = store_message(&m);
+	if (rv == 1) {
+		M.stats.replicated_in++;
+		pending_add(&m, 0, 0, 1, 0);
+		recovery_check();
+	} else if (rv == 0)
+		M.stats.duplicates++;
+	else if (rv == -2 && (ps = peer_state(peer)) != NULL) {
+		M.stats.gaps++;
+		if (ps->gap_conn != conn || now_ms() - ps->gap_ms > GAP_SYNC_MS) {
+			log_info("Gap from %s at %s-%llu; asking for catch-up",
+			    peer, m.origin, (unsigned long long)m.seq);
+			ps->gap_conn = conn;
+			ps->gap_ms = now_ms();
+			send_sync(conn);
+		}
+	}
+	msg_clear(&m);
+	free(peer);
+}
+
+/*
+ * A node that cut a damaged tail off its log may have lost messages of its
+ * own that it acknowledged and that other nodes hold.  Numbering new ones
+ * before it knows would give two messages one identity, and no catch-up
+ * could tell them apart.  So it takes no chats until every peer (but seed
+ * nodes, which keep no identities) has said what it holds and it holds as
+ * much of its own origin as any of them.  A peer that never comes back
+ * must be removed from the configuration (a reload) to end the wait.
+ */
+void
+recovery_check(void)
+{
+	const char	*self = M.conf->node_id;
+	uint64_t	 mine = have_get(store_have(M.store), self);
+	struct nt_node	*n;
+	size_t		 i;
+
+	if (!M.recovering)
+		return;
+	for (i = 0; i < M.npeers; i++) {
+		n = config_node(M.conf, M.peers[i].view.id);
+		if (n != NULL && n->seed)
+			continue;
+		if (!M.peers[i].view.have_known ||
+		    have_get(&M.peers[i].view.have, self) > mine)
+			return;
+	}
+	M.recovering = 0;
+	log_info("every peer has been heard from and %s-%llu is the last of "
+	    "our messages; taking chats again", self,
+	    (unsigned long long)mine);
+}
+
+void
+on_peer_hello(const msgpack_object *o)
+{
+	struct peer_state *ps;
+	struct nt_node	*node;
+	char		*peer;
+	uint64_t	 conn;
+
+	peer = frame_get_str(o, "peer");
+	if (peer == NULL || frame_get_u64(o, "conn", &conn) == -1) {
+		free(peer);
+		return;
+	}
+	log_info("Received hello from %s", peer);
+	/* A seed node would not understand a sync. */
+	if ((node = config_node(M.conf, peer)) != NULL && !node->seed &&
+	    (ps = peer_state(peer)) != NULL) {
+		ps->in_conn = conn;
+		ps->in_known = 1;
+		sync_peer(ps);
+	}
+	free(peer);
+}
+
+/*
+ * What to send a peer that holds `have`: what it lacks, less what this
+ * link already carried to it (a long catch-up is not sent again by the
+ * next periodic sync).  A peer whose have did not move since its last
+ * sync may have dropped something: it gets everything it lacks again.
+ */
+static void
+catchup_base(struct peer_state *ps, const struct nt_have *have,
+    struct nt_have *want)
+{
+	size_t	 i;
+
+	if (ps != NULL && ps->view.have_known &&
+	    have_equal(have, &ps->view.have))
+		have_clear(&ps->sent);
+	have_copy(want, have);
+	for (i = 0; ps != NULL && i < ps->sent.n; i++)
+		if (ps->sent.v[i].seq > have_get(want, ps->sent.v[i].origin))
+			have_set(want, ps->sent.v[i].origin, ps->sent.v[i].seq);
+}
+
+/*
+ * Send, in cluster order, every message a peer lacks.  An origin stops at
+ * a message still waiting for its sync (it goes out live, or next time),
+ * so the peer never sees a gap.  *sent gets how far each origin went.
+ */
+static size_t
+catchup_send(const char *peer, const struct nt_have *want,
+    struct nt_have *sent)
+{
+	const struct nt_msg	*m;
+	struct nt_have		 stopped = { NULL, 0 };
+	size_t			 i, n = 0;
+
+	have_copy(sent, want);
+	for (i = store_next_missing(M.store, want, 0);
+	    i < store_count(M.store);
+	    i = store_next_missing(M.store, want, i + 1)) {
+		m = store_at(M.store, i);
+		if (have_get(&stopped, m->origin) ||
+		    m->seq != have_get(sent, m->origin) + 1 || pending_has(m)) {
+			have_set(&stopped, m->origin, 1);
+			continue;
+		}
+		send_msg_frame(&M.peer, CH_REPLICATE, 0, 0, peer, m);
+		have_set(sent, m->origin, m->seq);
+		n++;
+	}
+	have_clear(&stopped);
+	return (n);
+}
+
+/* A peer told our peer worker what it holds: send it what it lacks. */
+void
+on_sync_request(const msgpack_object *o)
+{
+	struct peer_state	*ps;
+	struct nt_have		 have, want = { NULL, 0 }, sent = { NULL, 0 };
+	char			*peer;
+	size_t			 n;
+
+	peer = frame_get_str(o, "peer");
+	if (peer == NULL || frame_get_have(o, "have", &have) == -1) {
+		free(peer);
+		return;
+	}
+	ps = peer_state(peer);
+	catchup_base(ps, &have, &want);
+	n = catchup_send(peer, &want, &sent);
+	if (ps != NULL) {
+		have_copy(&ps->view.have, &have);
+		ps->view.have_known = 1;
+		ps->view.last_sync_ms = now_ms();
+		have_copy(&ps->sent, &sent);
+	}
+	M.stats.replicated_out += n;
+	if (n > 0)
+		log_info("Catch-up: sending %zu messages to %s", n, peer);
+	have_clear(&have);
+	have_clear(&want);
+	have_clear(&sent);
+	free(peer);
+	recovery_check();
+}
+
+void
+on_link(const msgpack_object *o)
+{
+	struct peer_state	*ps;
+	char			*peer;
+	int			 up;
+
+	if ((peer = frame_get_str(o, "peer")) == NULL)
+		return;
+	if (frame_get_bool(o, "up", &up) == 0 && (ps = peer_state(peer)) !=
+	    NULL) {
+		ps->view.up = up;
+		/* What a broken link carried may not have arrived. */
+		if (!up)
+			have_clear(&ps->sent);
+	}
+	free(peer);
+}
+
+/*
+ * Each peer hears what we hold: within a second of a change, and every
+ * few seconds regardless.  A message lost as a link broke is found this
+ * way even when no later message reveals the gap, and the peers' /status
+ * shows a lag that is at most a second old.
+ */
+void
+antientropy_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct timeval	 tv = { 0, SYNC_TICK_MS * 1000 };
+	struct peer_state *ps;
+	size_t		 i;
+
+	for (i = 0; i < M.npeers; i++) {
+		ps = &M.peers[i];
+		if (ps->in_known && (now_ms() - ps->told_ms >= SYNC_EVERY_MS ||
+		    !have_equal(&ps->told, store_have(M.store))))
+			sync_peer(ps);
+	}
+	evtimer_add(M.antientropy_ev, &tv);
+}
