@@ -698,8 +698,18 @@ master_run(void)
 	log_info("Stopped");
 }
 
-int
-main(int argc, char *argv[])
+/* The command line (DESIGN section 3). */
+struct options {
+	const char	*path;
+	const char	*node;
+	const char	*pidfile;
+	int		 test;
+	int		 verbose;
+	int		 daemonize;
+};
+
+static void
+parse_args(int argc, char *argv[], struct options *o)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -712,37 +722,34 @@ main(int argc, char *argv[])
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char	*path = NT_DEFAULT_CONF, *node = NULL;
-	const char	*pidfile = NULL;
-	char		*cause = NULL;
-	int		 ch, test = 0, verbose = 0, daemonize = 0, pidfd = -1;
-	int		 readyfd = -1;
+	int	 ch;
 
-	log_init(NULL, "nodetalkd");
+	memset(o, 0, sizeof(*o));
+	o->path = NT_DEFAULT_CONF;
 	while ((ch = getopt_long(argc, argv, "c:n:dtp:vVh", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
-			path = optarg;
+			o->path = optarg;
 			break;
 		case 'n':
-			node = optarg;
+			o->node = optarg;
 			break;
 		case 'd':
-			daemonize = 1;
+			o->daemonize = 1;
 			break;
 		case 't':
-			test = 1;
+			o->test = 1;
 			break;
 		case 'p':
-			pidfile = optarg;
+			o->pidfile = optarg;
 			break;
 		case 'v':
-			verbose++;
+			o->verbose++;
 			break;
 		case 'V':
 			printf("nodetalkd %s\n", PACKAGE_VERSION);
-			return (0);
+			exit(0);
 		case 'h':
 			usage(0);
 		default:
@@ -751,21 +758,38 @@ main(int argc, char *argv[])
 	}
 	if (optind != argc)
 		usage(2);
-	M.conf = load_or_die(path, node, test);
-	M.conf_path = path;
-	M.node_opt = node;
-	if (test) {
-		if (verbose)
-			config_print(stdout, M.conf);
-		fprintf(stderr, "nodetalkd: configuration file %s test is "
-		    "successful\n", path);
-		return (0);
-	}
+}
+
+/* -t: check the file, print it normalised with -v, and say so. */
+static int
+config_test(const struct options *o)
+{
+	if (o->verbose)
+		config_print(stdout, M.conf);
+	fprintf(stderr, "nodetalkd: configuration file %s test is "
+	    "successful\n", o->path);
+	return (0);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct options	 o;
+	char		*cause = NULL;
+	int		 pidfd = -1, readyfd = -1;
+
+	log_init(NULL, "nodetalkd");
+	parse_args(argc, argv, &o);
+	M.conf = load_or_die(o.path, o.node, o.test);
+	M.conf_path = o.path;
+	M.node_opt = o.node;
+	if (o.test)
+		return (config_test(&o));
 	log_setnode(M.conf->node_id);
 	log_setproc("master");
-	M.verbose = verbose;
-	log_setlevel(verbose ? LOG_LVL_DEBUG : M.conf->log_level);
-	M.detached = daemonize;
+	M.verbose = o.verbose;
+	log_setlevel(o.verbose ? LOG_LVL_DEBUG : M.conf->log_level);
+	M.detached = o.daemonize;
 	/*
 	 * Start-up failures go to the terminal, where the operator is: the
 	 * log target is checked now but takes over only once we run.
@@ -773,13 +797,13 @@ main(int argc, char *argv[])
 	if (log_open(log_target_for(M.conf), &cause) == -1)
 		fatalx("%s", cause);
 	log_open("", &cause);
-	if (pidfile != NULL)
-		pidfd = pidfile_lock(pidfile);
+	if (o.pidfile != NULL)
+		pidfd = pidfile_lock(o.pidfile);
 	master_setup();
-	if (daemonize)
+	if (o.daemonize)
 		readyfd = proc_detach();
 	if (pidfd != -1)
-		pidfile_write(pidfd, pidfile);
+		pidfile_write(pidfd, o.pidfile);
 	if (log_open(log_target_for(M.conf), &cause) == -1)
 		fatalx("%s", cause);
 	if (readyfd != -1)
