@@ -208,6 +208,20 @@ catchup_base(struct peer_state *ps, const struct nt_have *have,
 			have_set(want, ps->sent.v[i].origin, ps->sent.v[i].seq);
 }
 
+/* Whether a peer holding `want` lacks any message we could send it. */
+static int
+lacks_any(const struct nt_have *want)
+{
+	const struct nt_have	*mine = store_have(M.store);
+	size_t			 i;
+
+	for (i = 0; i < mine->n; i++)
+		if (!origin_is_local_only(mine->v[i].origin) &&
+		    mine->v[i].seq > have_get(want, mine->v[i].origin))
+			return (1);
+	return (0);
+}
+
 /*
  * Send, in cluster order, every message a peer lacks.  An origin stops at
  * a message still waiting for its sync (it goes out live, or next time),
@@ -222,6 +236,9 @@ catchup_send(const char *peer, const struct nt_have *want,
 	size_t			 i, n = 0;
 
 	have_copy(sent, want);
+	/* The usual case, a peer that lacks nothing: no scan of the store. */
+	if (!lacks_any(want))
+		return (0);
 	for (i = store_next_missing(M.store, want, 0);
 	    i < store_count(M.store);
 	    i = store_next_missing(M.store, want, i + 1)) {
