@@ -125,7 +125,7 @@ static const struct cf_key top_keys[K_NTOP] = {
 	/* "": peers are not authenticated; else every hello is signed. */
 	[K_SECRET] = { "secret", CF_STR, .reload = RELOAD_YES,
 	    .sdef = "", .conv = conv_any, .what = "a string" },
-	[K_NODES] = { "nodes", CF_NODES, CF_REQUIRED, RELOAD_YES },
+	[K_NODES] = { "nodes", CF_NODES, CF_REQUIRED, RELOAD_YES, .sdef = NULL },
 };
 
 /* A frame carries one text plus its JSON envelope. */
