@@ -86,18 +86,6 @@ chan_destroy(struct chan *ch)
 }
 
 int
-chan_fd(const struct chan *ch)
-{
-	return (bufferevent_getfd(ch->bev));
-}
-
-size_t
-chan_pending(const struct chan *ch)
-{
-	return (evbuffer_get_length(bufferevent_get_output(ch->bev)));
-}
-
-int
 chan_send(struct chan *ch, struct chan_frame *f)
 {
 	int	 rv = 0;

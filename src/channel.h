@@ -73,8 +73,6 @@ struct chan	*chan_new(struct event_base *, int fd, const char *name,
 void		 chan_free(struct chan *);
 /* Send and release f.  Never blocks; output is buffered.  0 or -1. */
 int		 chan_send(struct chan *, struct chan_frame *f);
-size_t		 chan_pending(const struct chan *);
-int		 chan_fd(const struct chan *);
 
 void		 frame_begin(struct chan_frame *, enum chan_type, size_t nfields);
 void		 frame_release(struct chan_frame *);

@@ -773,7 +773,7 @@ config_has_seed(const struct nt_config *c)
 	size_t	 i;
 
 	for (i = 0; i < c->nnodes; i++)
-		if (c->nodes[i].seed)
+		if (c->nodes[i].seed && &c->nodes[i] != c->self)
 			return (1);
 	return (0);
 }

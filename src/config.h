@@ -57,6 +57,7 @@ struct nt_node	*config_node(const struct nt_config *, const char *id);
 const char	*fsync_policy_name(enum fsync_policy);
 int		 config_nodes_equal(const struct nt_config *,
 		    const struct nt_config *);
+/* Whether a peer (not this node) runs the Python prototype. */
 int		 config_has_seed(const struct nt_config *);
 
 #endif /* CONFIG_NT_H */

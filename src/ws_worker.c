@@ -138,16 +138,12 @@ peers_from_config(void)
 {
 	char	**ids;
 	size_t	  i, n = 0;
-	int	  seeds = 0;
 
 	ids = xcalloc(W.conf->nnodes, sizeof(*ids));
-	for (i = 0; i < W.conf->nnodes; i++) {
-		if (&W.conf->nodes[i] == W.conf->self)
-			continue;
-		ids[n++] = xstrdup(W.conf->nodes[i].id);
-		seeds |= W.conf->nodes[i].seed;
-	}
-	peers_set(ids, n, seeds);
+	for (i = 0; i < W.conf->nnodes; i++)
+		if (&W.conf->nodes[i] != W.conf->self)
+			ids[n++] = xstrdup(W.conf->nodes[i].id);
+	peers_set(ids, n, config_has_seed(W.conf));
 }
 
 /* Tell the master how many WebSocket clients we serve (for /status). */
