@@ -20,14 +20,14 @@ inst() {
 
 inst install >"$T/install.out" 2>&1
 check_eq "make install DESTDIR=... succeeds" 0 $?
-for f in usr/sbin/nodetalkd usr/bin/nodetalk; do
+for f in usr/sbin/nodetalkd usr/bin/nodetalk usr/bin/nodetalk-bench; do
 	check "$f is installed and executable" test -x "$root/$f"
 done
 for f in etc/nodetalk.conf \
     usr/share/nodetalk/www/index.html usr/share/nodetalk/www/app.js \
     usr/share/nodetalk/www/style.css \
     usr/share/man/man8/nodetalkd.8 usr/share/man/man1/nodetalk.1 \
-    usr/share/man/man5/nodetalk.conf.5 \
+    usr/share/man/man5/nodetalk.conf.5 usr/share/man/man1/nodetalk-bench.1 \
     usr/share/doc/nodetalk/examples/nodetalk.conf \
     usr/share/doc/nodetalk/examples/nodetalk-local.conf \
     usr/share/nodetalk/contrib/nodetalkd.service \
@@ -44,7 +44,8 @@ check_eq "the installed nodetalkd says its version" \
     "nodetalkd $(sed -n 's/^PACKAGE_VERSION = //p' "$NT_BUILDDIR/Makefile")" \
     "$("$root/usr/sbin/nodetalkd" -V)"
 if command -v mandoc >/dev/null; then
-	for f in man8/nodetalkd.8 man1/nodetalk.1 man5/nodetalk.conf.5; do
+	for f in man8/nodetalkd.8 man1/nodetalk.1 man5/nodetalk.conf.5 \
+	    man1/nodetalk-bench.1; do
 		check "$f is clean under mandoc -Tlint -W warning" \
 		    mandoc -Tlint -W warning "$root/usr/share/man/$f"
 	done
