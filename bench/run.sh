@@ -1,0 +1,176 @@
+#!/bin/bash
+# run.sh: the benchmark suite (`make bench`).  Each run of each measurement
+# gets a fresh three-node cluster on 127.0.0.1/.2/.3 (bench/cluster.sh),
+# loaded and measured by nodetalk-bench; the JSON of every run goes to a
+# new directory under bench/results, and bench/report.py adds the medians
+# (summary.json, summary.md) and a plot (bench.svg).  A shared machine is
+# noisy: trust medians of several runs, never one.
+set -uo pipefail
+
+usage() {
+	cat <<'USAGE'
+usage: bench/run.sh [--build DIR] [--out DIR] [--runs N] [--label NAME]
+                    [--only "throughput latency connections history"]
+                    [--baseline DIR] [--quick]
+Runs the nodetalk-bench suite against fresh local three-node clusters and
+writes OUT/<time>-<revision>[-NAME]/: one JSON per run, the medians
+(summary.json, summary.md) and a plot (bench.svg).
+  --build DIR      where nodetalkd and nodetalk-bench were built
+                   (default build/plain)
+  --out DIR        results directory (default bench/results)
+  --runs N         runs of each measurement (default 5)
+  --label NAME     appended to the result directory's name
+  --only LIST      the measurements to run (default: all four)
+  --baseline DIR   an earlier result directory to compare with
+  --quick          small sizes: a check that the suite works, no figures
+USAGE
+}
+
+argv="$*"
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+build=$top/build/plain out=$here/results runs=5 label= baseline= quick=0
+only="throughput latency connections history"
+while [ $# -gt 0 ]; do
+	case $1 in
+	--build) build=$(cd "$2" && pwd) || exit 2; shift ;;
+	--out) out=$2; shift ;;
+	--runs) runs=$2; shift ;;
+	--label) label=$2; shift ;;
+	--only) only=$2; shift ;;
+	--baseline) baseline=$(cd "$2" && pwd) || exit 2; shift ;;
+	--quick) quick=1 ;;
+	-h|--help) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+	shift
+done
+case $runs in ''|*[!0-9]*|0) echo "run.sh: --runs needs a number > 0" >&2; exit 2 ;; esac
+for m in $only; do
+	case $m in throughput|latency|connections|history) ;;
+	*) echo "run.sh: unknown measurement: $m" >&2; exit 2 ;;
+	esac
+done
+
+# shellcheck source=cluster.sh
+. "$here/cluster.sh"
+BC_DAEMON=$build/src/nodetalkd
+BENCH=$build/src/nodetalk-bench
+PY=/usr/bin/python3
+for f in "$BC_DAEMON" "$BENCH"; do
+	[ -x "$f" ] || { echo "run.sh: $f is not built (make first)" >&2; exit 1; }
+done
+[ -x "$PY" ] || { echo "run.sh: needs $PY for the report" >&2; exit 1; }
+
+# The sizes of the issue's table; --quick only checks that it all works.
+if [ $quick -eq 1 ]; then
+	tp_n=3000 lat_d=2 conn_n=300 hist_n=3000
+else
+	tp_n=100000 lat_d=10 conn_n=10000 hist_n=300000
+fi
+
+# 10,000 clients and the nodes' own descriptors.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/nt-bench.XXXXXX") || exit 1
+cur=
+stop_all() {
+	local id
+	[ -n "$cur" ] || return 0
+	for id in "${BC_IDS[@]}"; do
+		bc_stop "$id" "$cur"
+	done
+}
+cleanup() {
+	stop_all
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'echo "run.sh: interrupted" >&2; exit 1' INT TERM
+
+port=$("$PY" - <<'EOF'
+import random, socket, sys
+for _ in range(200):
+    p = random.randint(20000, 30000)
+    try:
+        for a in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):
+            s = socket.socket()
+            try:
+                s.bind((a, p))
+            finally:
+                s.close()
+    except OSError:
+        continue
+    print(p)
+    sys.exit(0)
+sys.exit(1)
+EOF
+) || { echo "run.sh: no free port on 127.0.0.1-3" >&2; exit 1; }
+
+rev=$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)
+dir=$out/$(date -u +%Y%m%dT%H%M%SZ)-$rev${label:+-$label}
+mkdir -p "$dir" || exit 1
+{
+	echo "revision $rev"
+	echo "command bench/run.sh $argv"
+	echo "nproc $(nproc)"
+	echo "cpu $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+	echo "kernel $(uname -srm)"
+	echo "loadavg_before $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$dir/machine.txt"
+
+# fresh NAME: a new cluster in $work/NAME, every node linked to the others.
+fresh() {
+	local id
+	cur=$work/$1
+	mkdir -p "$cur"
+	echo "$BC_DAEMON" >"$cur/daemon"
+	bc_conf "$cur" "$port"
+	for id in "${BC_IDS[@]}"; do
+		bc_start "$id" "$cur"
+	done
+	for id in "${BC_IDS[@]}"; do
+		bc_ready "$id" "$cur" "$port" || {
+			echo "run.sh: node $id did not start; its log:" >&2
+			tail -n 20 "$cur/$id.log" >&2
+			return 1
+		}
+	done
+	bc_linked "$cur" || { echo "run.sh: the nodes did not link up" >&2; return 1; }
+}
+
+# measure NAME RUN: one run on a fresh cluster, its JSON in $dir.
+measure() {
+	local m=$1 r=$2 rc restart nodes=(127.0.0.1 127.0.0.2 127.0.0.3) args
+	restart="bash $here/cluster.sh restart A $work/$m-$r"
+	case $m in
+	throughput) args=(-n "$tp_n" "${nodes[@]}") ;;
+	latency) args=(-r 5000 -d "$lat_d" "${nodes[@]}") ;;
+	# four source addresses: room if a node caps connections per address
+	connections) args=(-n "$conn_n" -b 127.0.1.1+3 --restart-cmd "$restart" 127.0.0.1) ;;
+	history) args=(-n "$hist_n" --restart-cmd "$restart" 127.0.0.1) ;;
+	esac
+	fresh "$m-$r" || return 1
+	"$BENCH" --json -p "$port" "$m" "${args[@]}" >"$dir/$m-$r.json" 2>"$dir/$m-$r.err"
+	rc=$?
+	stop_all
+	rm -rf "$cur"
+	cur=
+	[ -s "$dir/$m-$r.err" ] || rm -f "$dir/$m-$r.err"
+	printf '%-12s run %d: %s\n' "$m" "$r" "$([ $rc -eq 0 ] && echo ok || echo "FAILED (exit $rc, see $dir/$m-$r.err)")"
+	return $rc
+}
+
+echo "# nodetalk-bench suite, $runs runs; $(nproc) cores; results in $dir"
+status=0
+# Runs interleaved, so that a slow spell of the machine hits every
+# measurement alike.
+for r in $(seq "$runs"); do
+	for m in $only; do
+		measure "$m" "$r" || status=1
+	done
+done
+echo "loadavg_after $(cut -d' ' -f1-3 /proc/loadavg)" >>"$dir/machine.txt"
+"$PY" "$here/report.py" "$dir" ${baseline:+--baseline "$baseline"} || status=1
+cat "$dir/summary.md"
+exit $status
