@@ -6,6 +6,7 @@
 #include <sys/types.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -370,6 +371,22 @@ bench_spawn(const char *cmd)
 		_exit(127);
 	}
 	return (pid);
+}
+
+/* How a restart command ended: 0 for exit 0, else -1 and why. */
+int
+bench_cmd_status(int status, char *why, size_t len)
+{
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return (0);
+	if (WIFEXITED(status))
+		snprintf(why, len, "exited with status %d",
+		    WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(why, len, "killed by signal %d", WTERMSIG(status));
+	else
+		snprintf(why, len, "ended with wait status %d", status);
+	return (-1);
 }
 
 /*

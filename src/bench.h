@@ -95,6 +95,7 @@ double		 bench_left(struct bench *, int64_t start_us);
 void		 bench_find_pids(struct bench *);
 size_t		 bench_masters_found(struct bench *);
 pid_t		 bench_spawn(const char *);
+int		 bench_cmd_status(int, char *, size_t);
 
 /* bench_conn.c: a client WebSocket connection. */
 struct bench_conn;

@@ -60,10 +60,11 @@ struct cn {
 	size_t			 got;
 	int64_t			 t_round;
 	double			*fanout;	/* seconds per round */
-	uint64_t		 dups, retries;
+	uint64_t		 dups, retries, join_retries;
 	int64_t			 t_trigger, t_first_drop, t_done;
 	pid_t			 cmd;		/* the restart command */
 	int			 cmd_status;
+	int			 cmd_failed;
 	int64_t			 t_cmd_done;
 	struct event		*cmd_poll;
 	int			 broken;
@@ -146,22 +147,29 @@ cn_retry_cb(evutil_socket_t fd, short what, void *arg)
 	cn_dial(arg);
 }
 
+static void
+cn_retry_later(struct cn_client *cl)
+{
+	struct cn	*k = cl->k;
+	struct timeval	 tv;
+	int		 ms = k->b->o.retry_ms ? k->b->o.retry_ms : CN_RETRY_MS;
+
+	/* spread the retries: a herd that retries in step learns nothing */
+	ms = ms / 2 + (int)(bench_random() % (uint64_t)ms);
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	if (cl->retry == NULL &&
+	    (cl->retry = evtimer_new(k->b->base, cn_retry_cb, cl)) == NULL)
+		fatalx("evtimer_new failed");
+	evtimer_add(cl->retry, &tv);
+}
+
 /* In the storm, a client that lost its connection tries again. */
 static void
-cn_close(struct bench_conn *c, const char *why, void *arg)
+cn_storm_close(struct cn_client *cl)
 {
-	struct cn_client	*cl = arg;
-	struct cn		*k = cl->k;
-	struct timeval		 tv;
-	int			 ms = k->b->o.retry_ms ? k->b->o.retry_ms :
-				    CN_RETRY_MS;
+	struct cn	*k = cl->k;
 
-	bench_conn_free(cl->c);
-	cl->c = NULL;
-	if (k->phase != CN_STORM) {
-		cn_lost(k, "a client", why);
-		return;
-	}
 	if (!cl->dropped) {
 		cl->dropped = 1;
 		if (k->ndropped++ == 0)
@@ -172,14 +180,31 @@ cn_close(struct bench_conn *c, const char *why, void *arg)
 		k->nrejoined--;
 	} else
 		k->retries++;
-	/* spread the retries: a herd that retries in step learns nothing */
-	ms = ms / 2 + (int)(bench_random() % (uint64_t)ms);
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	if (cl->retry == NULL &&
-	    (cl->retry = evtimer_new(k->b->base, cn_retry_cb, cl)) == NULL)
-		fatalx("evtimer_new failed");
-	evtimer_add(cl->retry, &tv);
+	cn_retry_later(cl);
+}
+
+/*
+ * A connection that ends before its first join is tried again, as a
+ * client would (a node too busy to answer in time resets some); one that
+ * ends later, before the storm, fails the run.
+ */
+static void
+cn_close(struct bench_conn *c, const char *why, void *arg)
+{
+	struct cn_client	*cl = arg;
+	struct cn		*k = cl->k;
+
+	bench_conn_free(cl->c);
+	cl->c = NULL;
+	if (k->phase == CN_STORM)
+		cn_storm_close(cl);
+	else if (k->phase == CN_JOIN && !cl->joined) {
+		if (k->join_retries++ == 0)
+			bench_note(k->b, "a client's first connection failed "
+			    "(%s); it tries again", why);
+		cn_retry_later(cl);
+	} else
+		cn_lost(k, "a joined client", why);
 }
 
 static const struct bench_conn_cbs cn_cbs = {
@@ -315,6 +340,8 @@ cn_join_phase(struct cn *k, int64_t start)
 	}
 	bench_report_num(r, "connect_join_s",
 	    "time until every client joined", "s", 3, (k->t_done - t0) / 1e6);
+	bench_report_num(r, "join_retries", "first connections that failed",
+	    "", 0, k->join_retries);
 	bench_loop_for(k->b, CN_SETTLE);
 	if (mem && cn_memory(k, &ws1, &node1) == 0) {
 		bench_report_num(r, "mem_per_client_b",
@@ -361,11 +388,17 @@ cn_cmd_poll_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct cn	*k = arg;
 	struct timeval	 tv = { 0, 10000 };
+	char		 why[64];
 
 	if (k->cmd > 0 && waitpid(k->cmd, &k->cmd_status, WNOHANG) ==
 	    k->cmd) {
 		k->cmd = 0;
 		k->t_cmd_done = bench_now_us();
+		/* no restart is coming: do not wait for the timeout */
+		if (bench_cmd_status(k->cmd_status, why, sizeof(why)) == -1) {
+			k->cmd_failed = 1;
+			cn_lost(k, "--restart-cmd", why);
+		}
 		return;
 	}
 	evtimer_add(k->cmd_poll, &tv);
@@ -436,16 +469,17 @@ cn_storm_phase(struct cn *k, int64_t start)
 static void
 cn_finish_cmd(struct cn *k)
 {
+	char	why[64];
+
 	if (k->cmd > 0) {
 		bench_note(k->b, "the restart command still runs (pid %d); "
 		    "waiting for it", (int)k->cmd);
 		(void)waitpid(k->cmd, &k->cmd_status, 0);
 		k->cmd = 0;
 	}
-	if (k->b->o.restart_cmd != NULL && (!WIFEXITED(k->cmd_status) ||
-	    WEXITSTATUS(k->cmd_status) != 0))
-		bench_fail(k->b, "the restart command failed (status %d)",
-		    k->cmd_status);
+	if (k->b->o.restart_cmd != NULL && !k->cmd_failed &&
+	    bench_cmd_status(k->cmd_status, why, sizeof(why)) == -1)
+		bench_fail(k->b, "--restart-cmd: %s", why);
 }
 
 static void

@@ -51,6 +51,7 @@ struct hi {
 	int64_t			 t_up;
 	pid_t			 cmd;
 	int			 cmd_status;
+	int			 cmd_failed;
 	int			 broken;
 };
 
@@ -285,9 +286,18 @@ hi_probe_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct hi	*h = arg;
 	struct timeval	 tv = { 0, HI_POLL_MS * 1000 };
+	char		 why[64];
 
-	if (h->cmd > 0 && waitpid(h->cmd, &h->cmd_status, WNOHANG) == h->cmd)
+	if (h->cmd > 0 && waitpid(h->cmd, &h->cmd_status, WNOHANG) ==
+	    h->cmd) {
 		h->cmd = -1;
+		/* no restart is coming: do not wait for the timeout */
+		if (bench_cmd_status(h->cmd_status, why, sizeof(why)) == -1) {
+			h->cmd_failed = 1;
+			hi_lost(h, "--restart-cmd", why);
+			return;
+		}
+	}
 	if (!h->closed || h->probe != NULL) {
 		evtimer_add(h->poll, &tv);
 		return;
@@ -308,13 +318,14 @@ static void
 hi_restart_result(struct hi *h, int64_t t0)
 {
 	struct bench_status	st;
+	char			why[64];
 
 	if (h->cmd > 0)
 		(void)waitpid(h->cmd, &h->cmd_status, 0);
 	h->cmd = -1;
-	if (!WIFEXITED(h->cmd_status) || WEXITSTATUS(h->cmd_status) != 0)
-		bench_fail(h->b, "the restart command failed (status %d)",
-		    h->cmd_status);
+	if (!h->cmd_failed && bench_cmd_status(h->cmd_status, why,
+	    sizeof(why)) == -1)
+		bench_fail(h->b, "--restart-cmd: %s", why);
 	if (h->t_up == 0)
 		return;
 	bench_report_num(h->b->report, "restart_s",

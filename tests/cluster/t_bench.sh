@@ -3,8 +3,9 @@
 # three-node cluster exits 0 and its --json has the documented fields, the
 # chats it says it sent are really on every node, a reconnect storm (the ws
 # worker killed) and a node restart are measured; usage errors exit 2, a
-# node that is down makes it exit 1 with the reason.  Behaviour only: the
-# figures themselves come from `make bench`, never from a test.
+# node that is down or a restart command that fails makes it exit 1 with
+# the reason.  Behaviour only: the figures themselves come from
+# `make bench`, never from a test.
 # shellcheck disable=SC2317  # helpers run through check and wait_until
 [ -n "$BASH_VERSION" ] || exec /bin/bash "$0" "$@"  # $(SHELL) may be dash
 # shellcheck source=lib.sh source-path=SCRIPTDIR
@@ -173,6 +174,12 @@ check_eq "the restarted node C holds what it held" \
     "$(status_messages "${NT_ADDR[A]}")" "$(status_messages "${NT_ADDR[C]}")"
 
 # --- failures ------------------------------------------------------------------
+
+# A restart command that fails ends the run at once, with its status.
+bench false history -n 20 --repeat 1 --restart-cmd "exit 3" -t 60 \
+    "${NT_ADDR[A]}"
+check_eq "history with a failing --restart-cmd exits 1" 1 "$RC"
+check "it says how the command ended" grep -q "restart-cmd: exited with status 3" "$T/false.err"
 
 nt_stop B
 bench down throughput -n 20 -t 10 "${NODES[@]}"
