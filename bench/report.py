@@ -100,6 +100,9 @@ def summarize(runs):
                         "max": max(v), "runs": len(v)}
                     for k, v in keys.items()}
         out[cmd]["_params"] = objs[0].get("params", {})
+    machines = [o.get("machine", {}) for objs in runs.values() for o in objs]
+    out["_loadavg"] = [m["loadavg"][0] for m in machines if m.get("loadavg")]
+    out["_nproc"] = next((m.get("nproc") for m in machines), None)
     return out
 
 
@@ -157,6 +160,12 @@ def markdown(summary, base, machine, failed, name, bname):
                     fmt(b["median"] * scale), u,
                     "x%.2f" % ratio if ratio is not None else "-")
         lines.append(row + " %s |" % target)
+    loads = summary.get("_loadavg")
+    if loads:
+        lines += ["", "Load average (1 minute) at the end of the runs: "
+                  "median %s, %s .. %s (%d cores)." % (
+                      fmt(statistics.median(loads)), fmt(min(loads)),
+                      fmt(max(loads)), summary.get("_nproc") or 0)]
     if failed:
         lines += ["", "Failed runs (not counted): " + ", ".join(failed)]
     return "\n".join(lines) + "\n"

@@ -176,20 +176,6 @@ bench_report_pcts(struct bench_report *r, const char *key, const char *label,
 	}
 }
 
-static cJSON *
-report_machine(void)
-{
-	cJSON	*m = cJSON_CreateObject();
-	char	 cpu[256], kernel[256];
-	int	 nproc;
-
-	bench_proc_machine(&nproc, cpu, sizeof(cpu), kernel, sizeof(kernel));
-	cJSON_AddNumberToObject(m, "nproc", nproc);
-	cJSON_AddStringToObject(m, "cpu", cpu);
-	cJSON_AddStringToObject(m, "kernel", kernel);
-	return (m);
-}
-
 /* Rounded as printed, so that the JSON carries no false digits. */
 static double
 report_round(double v, int decimals)
@@ -197,6 +183,28 @@ report_round(double v, int decimals)
 	double	s = pow(10, decimals);
 
 	return (round(v * s) / s);
+}
+
+static cJSON *
+report_machine(void)
+{
+	cJSON	*m = cJSON_CreateObject(), *a;
+	char	 cpu[256], kernel[256];
+	double	 load[3];
+	int	 nproc, i;
+
+	bench_proc_machine(&nproc, cpu, sizeof(cpu), kernel, sizeof(kernel));
+	cJSON_AddNumberToObject(m, "nproc", nproc);
+	cJSON_AddStringToObject(m, "cpu", cpu);
+	cJSON_AddStringToObject(m, "kernel", kernel);
+	/* how busy the machine was: a shared one is noisy */
+	if (getloadavg(load, 3) == 3) {
+		a = cJSON_AddArrayToObject(m, "loadavg");
+		for (i = 0; i < 3; i++)
+			cJSON_AddItemToArray(a,
+			    cJSON_CreateNumber(report_round(load[i], 2)));
+	}
+	return (m);
 }
 
 static void
