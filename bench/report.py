@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """report.py: medians of a nodetalk-bench suite run, a table and a plot.
 
-  bench/report.py DIR [--baseline DIR]
+  bench/report.py DIR [--baseline DIR [--baseline-name NAME]]
 
 DIR holds one JSON object per run (COMMAND-N.json, from nodetalk-bench
 --json) and machine.txt.  Writes into DIR:
@@ -293,6 +293,8 @@ def main():
                                  formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("dir")
     ap.add_argument("--baseline")
+    ap.add_argument("--baseline-name", help="what to call the baseline "
+                    "(default: its directory's name)")
     a = ap.parse_args()
     runs, failed = load_runs(a.dir)
     if not runs:
@@ -312,8 +314,8 @@ def main():
     machine = "%s cores, %s, %s" % (m.get("nproc", "?"), m.get("cpu", "?"),
                                      m.get("kernel", "?"))
     name = os.path.basename(os.path.normpath(a.dir))
-    bname = os.path.basename(os.path.normpath(a.baseline)) if a.baseline \
-        else None
+    bname = a.baseline_name or (os.path.basename(os.path.normpath(
+        a.baseline)) if a.baseline else None)
     json.dump({"runs": summary, "failed": failed, "machine": m},
               open(os.path.join(a.dir, "summary.json"), "w"), indent=1,
               sort_keys=True)
@@ -321,8 +323,11 @@ def main():
         f.write(markdown(summary, base, machine, failed, name, bname))
     sets = [base, summary] if base is not None else [summary]
     names = [bname, name] if base is not None else [name]
+    loads = summary.get("_loadavg")
+    foot = machine + ("; load average %s during the runs" % fmt(
+        statistics.median(loads)) if loads else "")
     with open(os.path.join(a.dir, "bench.svg"), "w") as f:
-        f.write(svg(sets, names, machine))
+        f.write(svg(sets, names, foot))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ usage() {
 	cat <<'USAGE'
 usage: bench/run.sh [--build DIR] [--out DIR] [--runs N] [--label NAME]
                     [--only "throughput latency connections history"]
-                    [--baseline DIR] [--quick]
+                    [--against DIR [--against-name NAME] | --baseline DIR]
+                    [--quick]
 Runs the nodetalk-bench suite against fresh local three-node clusters and
 writes OUT/<time>-<revision>[-NAME]/: one JSON per run, the medians
 (summary.json, summary.md) and a plot (bench.svg).
@@ -21,6 +22,10 @@ writes OUT/<time>-<revision>[-NAME]/: one JSON per run, the medians
   --runs N         runs of each measurement (default 5)
   --label NAME     appended to the result directory's name
   --only LIST      the measurements to run (default: all four)
+  --against DIR    also measure the nodetalkd built in DIR, each run right
+                   after the same run of --build's, so that both see the same
+                   machine (its results in OUT/.../against/; the summary
+                   compares the two); --against-name says what it is
   --baseline DIR   an earlier result directory to compare with
   --quick          small sizes: a check that the suite works, no figures
 USAGE
@@ -30,6 +35,7 @@ argv="$*"
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 build=$top/build/plain out=$here/results runs=5 label= baseline= quick=0
+against= against_name=
 only="throughput latency connections history"
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -39,6 +45,8 @@ while [ $# -gt 0 ]; do
 	--label) label=$2; shift ;;
 	--only) only=$2; shift ;;
 	--baseline) baseline=$(cd "$2" && pwd) || exit 2; shift ;;
+	--against) against=$(cd "$2" && pwd) || exit 2; shift ;;
+	--against-name) against_name=$2; shift ;;
 	--quick) quick=1 ;;
 	-h|--help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
@@ -54,10 +62,13 @@ done
 
 # shellcheck source=cluster.sh
 . "$here/cluster.sh"
-BC_DAEMON=$build/src/nodetalkd
+DAEMON=$build/src/nodetalkd
+DAEMON2=${against:+$against/src/nodetalkd}
 BENCH=$build/src/nodetalk-bench
 PY=/usr/bin/python3
-for f in "$BC_DAEMON" "$BENCH"; do
+[ -z "$against" ] || [ -z "$baseline" ] ||
+    { echo "run.sh: --against or --baseline, not both" >&2; exit 2; }
+for f in "$DAEMON" "$BENCH" $DAEMON2; do
 	[ -x "$f" ] || { echo "run.sh: $f is not built (make first)" >&2; exit 1; }
 done
 [ -x "$PY" ] || { echo "run.sh: needs $PY for the report" >&2; exit 1; }
@@ -109,9 +120,10 @@ EOF
 
 rev=$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)
 dir=$out/$(date -u +%Y%m%dT%H%M%SZ)-$rev${label:+-$label}
-mkdir -p "$dir" || exit 1
+mkdir -p "$dir" ${against:+"$dir/against"} || exit 1
 {
 	echo "revision $rev"
+	[ -z "$against" ] || echo "against $against${against_name:+ ($against_name)}"
 	echo "command bench/run.sh $argv"
 	echo "nproc $(nproc)"
 	echo "cpu $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
@@ -119,10 +131,12 @@ mkdir -p "$dir" || exit 1
 	echo "loadavg_before $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$dir/machine.txt"
 
-# fresh NAME: a new cluster in $work/NAME, every node linked to the others.
+# fresh NAME DAEMON: a new cluster in $work/NAME, every node linked to the
+# others.
 fresh() {
 	local id
 	cur=$work/$1
+	BC_DAEMON=$2
 	mkdir -p "$cur"
 	echo "$BC_DAEMON" >"$cur/daemon"
 	bc_conf "$cur" "$port"
@@ -139,9 +153,11 @@ fresh() {
 	bc_linked "$cur" || { echo "run.sh: the nodes did not link up" >&2; return 1; }
 }
 
-# measure NAME RUN: one run on a fresh cluster, its JSON in $dir.
+# measure NAME RUN DAEMON OUTDIR: one run on a fresh cluster of DAEMON,
+# its JSON in OUTDIR.
 measure() {
-	local m=$1 r=$2 rc restart nodes=(127.0.0.1 127.0.0.2 127.0.0.3) args
+	local m=$1 r=$2 daemon=$3 o=$4 rc restart args
+	local nodes=(127.0.0.1 127.0.0.2 127.0.0.3)
 	restart="bash $here/cluster.sh restart A $work/$m-$r"
 	case $m in
 	throughput) args=(-n "$tp_n" "${nodes[@]}") ;;
@@ -150,14 +166,14 @@ measure() {
 	connections) args=(-n "$conn_n" -b 127.0.1.1+3 --restart-cmd "$restart" 127.0.0.1) ;;
 	history) args=(-n "$hist_n" --restart-cmd "$restart" 127.0.0.1) ;;
 	esac
-	fresh "$m-$r" || return 1
-	"$BENCH" --json -p "$port" "$m" "${args[@]}" >"$dir/$m-$r.json" 2>"$dir/$m-$r.err"
+	fresh "$m-$r" "$daemon" || return 1
+	"$BENCH" --json -p "$port" "$m" "${args[@]}" >"$o/$m-$r.json" 2>"$o/$m-$r.err"
 	rc=$?
 	stop_all
 	rm -rf "$cur"
 	cur=
-	[ -s "$dir/$m-$r.err" ] || rm -f "$dir/$m-$r.err"
-	printf '%-12s run %d: %s\n' "$m" "$r" "$([ $rc -eq 0 ] && echo ok || echo "FAILED (exit $rc, see $dir/$m-$r.err)")"
+	[ -s "$o/$m-$r.err" ] || rm -f "$o/$m-$r.err"
+	printf '%-12s run %d%s: %s\n' "$m" "$r" "${5:-}" "$([ $rc -eq 0 ] && echo ok || echo "FAILED (exit $rc, see $o/$m-$r.err)")"
 	return $rc
 }
 
@@ -167,10 +183,21 @@ status=0
 # measurement alike.
 for r in $(seq "$runs"); do
 	for m in $only; do
-		measure "$m" "$r" || status=1
+		measure "$m" "$r" "$DAEMON" "$dir" || status=1
+		[ -z "$against" ] ||
+		    measure "$m" "$r" "$DAEMON2" "$dir/against" " (against)" ||
+		    status=1
 	done
 done
 echo "loadavg_after $(cut -d' ' -f1-3 /proc/loadavg)" >>"$dir/machine.txt"
-"$PY" "$here/report.py" "$dir" ${baseline:+--baseline "$baseline"} || status=1
+bname=
+if [ -n "$against" ]; then
+	cp "$dir/machine.txt" "$dir/against/"
+	"$PY" "$here/report.py" "$dir/against" || status=1
+	baseline=$dir/against
+	bname=${against_name:-$against}
+fi
+"$PY" "$here/report.py" "$dir" ${baseline:+--baseline "$baseline"} \
+    ${bname:+--baseline-name "$bname"} || status=1
 cat "$dir/summary.md"
 exit $status
