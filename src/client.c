@@ -685,8 +685,8 @@ on_text(struct ws_conn *wc, const char *buf, size_t len, void *arg)
 
 	if (c->closing)
 		return;
-	/* max_text 0: no cap; the node enforced its own when it stored. */
-	if (wire_parse(buf, len, 0, &in, &code, &why) == -1) {
+	/* No limits: the node enforced its own when it stored. */
+	if (wire_parse(buf, len, NULL, &in, &code, &why) == -1) {
 		/* A newer node may send frames this client does not know. */
 		log_debug("ignoring a frame (%s: %s)", code, why);
 		free(why);

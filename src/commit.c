@@ -20,8 +20,6 @@
 #include "store.h"
 #include "master.h"
 
-#define AFTER_MAX_JUMP	1000000	/* how far a client may push our clock */
-
 void
 send_msg_frame(struct worker *w, enum chan_type type, int with_conn,
     uint64_t conn, const char *peer, const struct nt_msg *m)
@@ -109,26 +107,82 @@ store_message(const struct nt_msg *m)
 }
 
 /*
+ * Whether this node stores messages of this origin: a configured node's,
+ * or its own local-only origin (seed nodes' chats).  Anything else would
+ * only fill the have vector that every sync carries.
+ */
+int
+origin_known(const char *origin)
+{
+	char	 mine[NT_ORIGIN_MAX + 1];
+
+	if (config_node(M.conf, origin) != NULL)
+		return (1);
+	snprintf(mine, sizeof(mine), "%s/seed", M.conf->node_id);
+	return (strcmp(origin, mine) == 0);
+}
+
+/* Said once in a while: a clock that cannot go on. */
+static void
+clock_spent(void)
+{
+	static struct ratelimit	 rl;
+	char			 note[RATELIMIT_NOTE];
+
+	if (ratelimit_pass(&rl, now_ms(), note, sizeof(note)))
+		log_warnx("the Lamport clock is at %llu, the largest value a "
+		    "message may carry: this node numbers no new message%s",
+		    (unsigned long long)store_lamport(M.store), note);
+}
+
+/*
  * A client's chat comes after everything this node stored and after the
  * newest message the client says it saw ("after"), which may not have
  * reached this node yet: an answer then sorts after its question on every
- * node.  A client may not push the clock arbitrarily far.
+ * node.  A client may not push the clock arbitrarily far, and no clock
+ * reaches 2^53 (NT_LAMPORT_MAX): 0 once it is spent.
  */
 static uint64_t
 client_lamport(const msgpack_object *o)
 {
 	uint64_t	 after = 0, clock = store_lamport(M.store);
 
+	if (clock >= NT_LAMPORT_MAX)
+		return (0);
 	frame_get_u64(o, "after", &after);
 	if (after > clock + AFTER_MAX_JUMP)
 		after = clock + AFTER_MAX_JUMP;
-	return ((after > clock ? after : clock) + 1);
+	if (after > clock)
+		clock = after;
+	return (clock >= NT_LAMPORT_MAX ? NT_LAMPORT_MAX : clock + 1);
+}
+
+/*
+ * The rules the ws worker applied, checked again against this process's
+ * config (a reload reaches the workers a moment later).  NULL when m
+ * follows them, else the error code.
+ */
+const char *
+chat_invalid(const struct nt_msg *m, const char *path)
+{
+	static struct ratelimit	 rl;
+	const char		*code, *field, *why;
+	char			 note[RATELIMIT_NOTE];
+
+	if (msg_check(m, (size_t)M.conf->max_message_bytes, &code, &field,
+	    &why) == 0)
+		return (NULL);
+	if (ratelimit_pass(&rl, now_ms(), note, sizeof(note)))
+		log_warnx("refusing %s: '%s' %s (max_message_bytes %d)%s",
+		    path, field, why, M.conf->max_message_bytes, note);
+	return (code);
 }
 
 void
 on_client_chat(const msgpack_object *o)
 {
 	const struct nt_msg	*old;
+	const char		*code;
 	struct nt_msg		 m;
 	uint64_t		 conn;
 	int64_t			 t;
@@ -141,6 +195,10 @@ on_client_chat(const msgpack_object *o)
 	    (m.text = frame_get_str(o, "text")) == NULL)
 		goto out;
 	m.client_id = frame_get_str(o, "cid");
+	if ((code = chat_invalid(&m, "a client's chat")) != NULL) {
+		send_fail(conn, code, "the message breaks this node's rules");
+		goto out;
+	}
 	/* A retry after a lost ack: answer with what was stored. */
 	if (m.client_id != NULL && (old = store_lookup_client_id(M.store,
 	    M.conf->node_id, m.client_id)) != NULL) {
@@ -153,9 +211,14 @@ on_client_chat(const msgpack_object *o)
 		    "log and waits to hear from every peer; retry shortly");
 		goto out;
 	}
+	if ((m.lamport = client_lamport(o)) == 0) {
+		clock_spent();
+		send_fail(conn, "clock_exhausted", "this node's Lamport clock "
+		    "has reached its largest value");
+		goto out;
+	}
 	snprintf(m.origin, sizeof(m.origin), "%s", M.conf->node_id);
 	m.seq = have_get(store_have(M.store), m.origin) + 1;
-	m.lamport = client_lamport(o);
 	m.ts = now_ms();
 	if (store_message(&m) == 1) {
 		M.stats.accepted++;
@@ -174,7 +237,13 @@ on_seed_chat(const msgpack_object *o)
 
 	memset(&m, 0, sizeof(m));
 	if ((m.from = frame_get_str(o, "from")) == NULL ||
-	    (m.text = frame_get_str(o, "text")) == NULL) {
+	    (m.text = frame_get_str(o, "text")) == NULL ||
+	    chat_invalid(&m, "a seed node's chat") != NULL) {
+		msg_clear(&m);
+		return;
+	}
+	if (store_lamport(M.store) >= NT_LAMPORT_MAX) {
+		clock_spent();
 		msg_clear(&m);
 		return;
 	}
@@ -189,16 +258,25 @@ on_seed_chat(const msgpack_object *o)
 	msg_clear(&m);
 }
 
-/* Recovered: we hold at least what the client says it saw, everywhere. */
+/*
+ * Recovered: we hold at least what the client says it saw, of every
+ * origin we hold or accept.  Another node's local-only origin ("B/seed")
+ * or an origin foreign to this cluster can never reach us: such keys of
+ * `since` are ignored.
+ */
 static int
 join_recovered(const struct nt_have *since)
 {
-	size_t	 i;
+	const struct nt_have	*mine = store_have(M.store);
+	size_t			 i;
+	uint64_t		 held;
 
-	for (i = 0; i < since->n; i++)
-		if (since->v[i].seq > have_get(store_have(M.store),
-		    since->v[i].origin))
+	for (i = 0; i < since->n; i++) {
+		held = have_get(mine, since->v[i].origin);
+		if (since->v[i].seq > held &&
+		    (held > 0 || origin_known(since->v[i].origin)))
 			return (0);
+	}
 	return (1);
 }
 

@@ -19,6 +19,17 @@
 #include "config.h"
 #include "status.h"
 
+/*
+ * How far one message may move a node's Lamport clock.  A client's
+ * "after" may push it AFTER_MAX_JUMP past the node's clock; a replicated
+ * message at most PEER_MAX_JUMP past ours, or it is refused like a gap and
+ * asked for again later.  PEER_MAX_JUMP must be above AFTER_MAX_JUMP + 1:
+ * see replicate.c for why catch-up in cluster order then always goes
+ * through.
+ */
+#define AFTER_MAX_JUMP	1000000
+#define PEER_MAX_JUMP	(2 * AFTER_MAX_JUMP)
+
 struct worker {
 	const char	*name;		/* "ws", "peer" */
 	worker_main_fn	 main;
@@ -94,6 +105,8 @@ void	send_msg_frame(struct worker *, enum chan_type, int, uint64_t,
 void	pending_add(const struct nt_msg *, int, uint64_t, int, int);
 int	pending_has(const struct nt_msg *);
 int	store_message(const struct nt_msg *);
+int	origin_known(const char *);
+const char *chat_invalid(const struct nt_msg *, const char *);
 void	on_client_chat(const msgpack_object *);
 void	on_seed_chat(const msgpack_object *);
 void	on_join(const msgpack_object *);

@@ -89,11 +89,14 @@ link_text(struct ws_conn *ws, const char *buf, size_t len, void *arg)
 {
 	struct link		*l = arg;
 	struct wire_in		 w;
+	struct wire_limits	 lim;
 	struct chan_frame	 f;
 	const char		*code;
 	char			*why;
 
-	if (wire_parse(buf, len, 0, &w, &code, &why) == -1) {
+	lim.max_text = 0;
+	lim.max_origins = wire_origin_cap(P.conf->nnodes);
+	if (wire_parse(buf, len, &lim, &w, &code, &why) == -1) {
 		log_debug("from %s: unparsable frame (%s)", l->id, why);
 		free(why);
 		return;

@@ -14,7 +14,12 @@
 #include "wire.h"
 #include "log.h"
 
-#define JSON_INT_MAX	9007199254740992.0	/* 2^53: exact in a double */
+/*
+ * The largest integer a frame may carry: 2^53 - 1, the last one that every
+ * JSON reader (and cJSON's doubles) holds exactly.  2^53 itself is refused:
+ * 2^53 + 1 reads as 2^53, so a reader could not tell the two apart.
+ */
+#define JSON_INT_MAX	9007199254740991.0
 
 struct wire_err {
 	const char	*code;
@@ -93,13 +98,19 @@ get_bool(const cJSON *o, const char *key, int *out, struct wire_err *e)
 	return (0);
 }
 
-/* {"A":12,"B":40}: the highest seq per origin. */
+/*
+ * {"A":12,"B":40}: the highest seq per origin.  The keys are counted before
+ * anything is built, against the cap the caller gives (a cluster has a few
+ * origins, so a vector of thousands can only be an attack on our CPU), and
+ * each must be an origin: a node id, or a node's local-only "A/seed".
+ */
 static int
-get_have(const cJSON *o, const char *key, int required, struct nt_have *h,
-    int *present, struct wire_err *e)
+get_have(const cJSON *o, const char *key, int required, size_t max_keys,
+    struct nt_have *h, int *present, struct wire_err *e)
 {
 	const cJSON	*v = cJSON_GetObjectItemCaseSensitive(o, key);
 	const cJSON	*it;
+	size_t		 n = 0;
 
 	*present = 0;
 	if (v == NULL || cJSON_IsNull(v)) {
@@ -111,30 +122,22 @@ get_have(const cJSON *o, const char *key, int required, struct nt_have *h,
 	if (!cJSON_IsObject(v))
 		return (fail(e, "bad_field", "'%s' must be an object", key));
 	cJSON_ArrayForEach(it, v) {
-		if (strlen(it->string) == 0 ||
-		    strlen(it->string) > NT_ORIGIN_MAX ||
+		if (max_keys != 0 && ++n > max_keys)
+			return (fail(e, "too_long", "'%s' names more origins "
+			    "than this cluster has", key));
+	}
+	cJSON_ArrayForEach(it, v) {
+		if (!valid_origin(it->string) ||
 		    !cJSON_IsNumber(it) || it->valuedouble < 0 ||
 		    it->valuedouble > JSON_INT_MAX ||
-		    floor(it->valuedouble) != it->valuedouble)
+		    floor(it->valuedouble) != it->valuedouble) {
+			have_clear(h);
 			return (fail(e, "bad_field",
 			    "'%s' must map origins to sequence numbers", key));
+		}
 		have_set(h, it->string, (uint64_t)it->valuedouble);
 	}
 	*present = 1;
-	return (0);
-}
-
-static int
-check_name(const char *key, const char *s, struct wire_err *e)
-{
-	size_t	 i;
-
-	if (s[0] == '\0')
-		return (fail(e, "bad_field", "'%s' is empty", key));
-	for (i = 0; s[i] != '\0'; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return (fail(e, "bad_field",
-			    "'%s' holds a control character", key));
 	return (0);
 }
 
@@ -178,22 +181,22 @@ static int
 parse_chat(const cJSON *o, size_t max_text, struct wire_in *w,
     struct wire_err *e)
 {
-	const char	*cidkey;
+	const char	*cidkey, *code, *field, *what;
 
-	if (get_bool(o, "replicated", &w->replicated, e) == -1 ||
-	    get_str(o, "from", 1, NT_FROM_MAX, &w->msg.from, e) == -1 ||
-	    check_name("from", w->msg.from, e) == -1 ||
-	    get_str(o, "text", 1, max_text, &w->msg.text, e) == -1)
-		return (-1);
-	if (w->msg.text[0] == '\0')
-		return (fail(e, "bad_field", "'%s' is empty", "text"));
 	/* A client names its own message "id"; a stored one is "A-17". */
+	if (get_bool(o, "replicated", &w->replicated, e) == -1)
+		return (-1);
 	cidkey = w->replicated ? "client_id" : "id";
-	if (get_str(o, cidkey, 0, NT_CID_MAX, &w->msg.client_id, e) == -1)
+	if (get_str(o, "from", 1, 0, &w->msg.from, e) == -1 ||
+	    get_str(o, "text", 1, 0, &w->msg.text, e) == -1 ||
+	    get_str(o, cidkey, 0, 0, &w->msg.client_id, e) == -1)
 		return (-1);
-	if (w->msg.client_id != NULL &&
-	    check_name(cidkey, w->msg.client_id, e) == -1)
+	if (msg_check(&w->msg, max_text, &code, &field, &what) == -1) {
+		e->code = code;
+		xasprintf(&e->why, "'%s' %s", strcmp(field, "client_id") == 0 ?
+		    cidkey : field, what);
 		return (-1);
+	}
 	if (w->replicated)
 		return (parse_identity(o, w, e));
 	/* What the client saw, so that its answer sorts after it. */
@@ -211,10 +214,25 @@ parse_peer_id(const cJSON *o, const char *key, int required, char **out,
 	return (0);
 }
 
+/*
+ * How many keys a `since` or `have` may name in a cluster of nnodes: each
+ * node's id and its local-only origin ("A/seed": a client that moved from
+ * that node may carry it), and a few for nodes removed from the
+ * configuration that a client still remembers.
+ */
+size_t
+wire_origin_cap(size_t nnodes)
+{
+	return (2 * nnodes + WIRE_ORIGIN_SLACK);
+}
+
 static int
-parse_body(const cJSON *o, const char *type, size_t max_text,
+parse_body(const cJSON *o, const char *type, const struct wire_limits *lim,
     struct wire_in *w, struct wire_err *e)
 {
+	size_t	 max_text = lim != NULL ? lim->max_text : 0;
+	size_t	 max_origins = lim != NULL ? lim->max_origins : 0;
+
 	if (strcmp(type, "chat") == 0) {
 		w->type = WIRE_CHAT;
 		return (parse_chat(o, max_text, w, e));
@@ -223,7 +241,8 @@ parse_body(const cJSON *o, const char *type, size_t max_text,
 		w->type = WIRE_JOIN;
 		if (get_str(o, "from", 0, NT_FROM_MAX, &w->from, e) == -1)
 			return (-1);
-		return (get_have(o, "since", 0, &w->have, &w->has_since, e));
+		return (get_have(o, "since", 0, max_origins, &w->have,
+		    &w->has_since, e));
 	}
 	if (strcmp(type, "hello") == 0) {
 		w->type = WIRE_HELLO;
@@ -237,7 +256,8 @@ parse_body(const cJSON *o, const char *type, size_t max_text,
 		w->type = WIRE_SYNC;
 		if (parse_peer_id(o, "from", 1, &w->from, e) == -1)
 			return (-1);
-		return (get_have(o, "have", 1, &w->have, &w->has_since, e));
+		return (get_have(o, "have", 1, max_origins, &w->have,
+		    &w->has_since, e));
 	}
 	if (strcmp(type, "ack") == 0) {
 		w->type = WIRE_ACK;
@@ -262,8 +282,8 @@ parse_body(const cJSON *o, const char *type, size_t max_text,
 }
 
 int
-wire_parse(const char *buf, size_t len, size_t max_text, struct wire_in *w,
-    const char **code, char **why)
+wire_parse(const char *buf, size_t len, const struct wire_limits *lim,
+    struct wire_in *w, const char **code, char **why)
 {
 	struct wire_err	 e = { NULL, NULL };
 	cJSON		*o;
@@ -282,7 +302,7 @@ wire_parse(const char *buf, size_t len, size_t max_text, struct wire_in *w,
 	else if (!cJSON_IsString(t))
 		fail(&e, "bad_field", "'%s' must be a string", "type");
 	else
-		rv = parse_body(o, t->valuestring, max_text, w, &e);
+		rv = parse_body(o, t->valuestring, lim, w, &e);
 	cJSON_Delete(o);
 	if (rv == -1) {
 		wire_in_clear(w);
@@ -330,6 +350,31 @@ new_frame(const char *type)
 	return (o);
 }
 
+/*
+ * Integers go out as exact decimal text.  cJSON would print them through
+ * a double and "%1.15g", and 9007199254740992 would leave as
+ * 9.00719925474099e+15, a number no node reads back as the same integer.
+ */
+static void
+add_uint(cJSON *o, const char *key, uint64_t v)
+{
+	char	 buf[24];
+
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+	if (cJSON_AddRawToObject(o, key, buf) == NULL)
+		fatalx("cJSON_AddRawToObject");
+}
+
+static void
+add_int(cJSON *o, const char *key, int64_t v)
+{
+	char	 buf[24];
+
+	snprintf(buf, sizeof(buf), "%lld", (long long)v);
+	if (cJSON_AddRawToObject(o, key, buf) == NULL)
+		fatalx("cJSON_AddRawToObject");
+}
+
 static void
 add_identity(cJSON *o, const struct nt_msg *m)
 {
@@ -338,9 +383,9 @@ add_identity(cJSON *o, const struct nt_msg *m)
 	msg_idstr(m, id, sizeof(id));
 	cJSON_AddStringToObject(o, "id", id);
 	cJSON_AddStringToObject(o, "origin", m->origin);
-	cJSON_AddNumberToObject(o, "seq", (double)m->seq);
-	cJSON_AddNumberToObject(o, "lamport", (double)m->lamport);
-	cJSON_AddNumberToObject(o, "ts", (double)m->ts);
+	add_uint(o, "seq", m->seq);
+	add_uint(o, "lamport", m->lamport);
+	add_int(o, "ts", m->ts);
 }
 
 static cJSON *
@@ -352,8 +397,7 @@ have_object(const struct nt_have *h)
 	if ((o = cJSON_CreateObject()) == NULL)
 		fatalx("cJSON_CreateObject");
 	for (i = 0; h != NULL && i < h->n; i++)
-		cJSON_AddNumberToObject(o, h->v[i].origin,
-		    (double)h->v[i].seq);
+		add_uint(o, h->v[i].origin, h->v[i].seq);
 	return (o);
 }
 
@@ -383,7 +427,7 @@ wire_client_chat(const char *from, const char *text, const char *client_id,
 	if (client_id != NULL)
 		cJSON_AddStringToObject(o, "id", client_id);
 	if (after > 0)
-		cJSON_AddNumberToObject(o, "after", (double)after);
+		add_uint(o, "after", after);
 	return (print_free(o));
 }
 
@@ -415,9 +459,9 @@ wire_hello(const char *from, const char *to, int64_t ts, const char *auth)
 
 	cJSON_AddStringToObject(o, "from", from);
 	cJSON_AddStringToObject(o, "to", to);
-	cJSON_AddNumberToObject(o, "version", 1);
+	add_uint(o, "version", 1);
 	if (auth != NULL) {
-		cJSON_AddNumberToObject(o, "ts", (double)ts);
+		add_int(o, "ts", ts);
 		cJSON_AddStringToObject(o, "auth", auth);
 	}
 	return (print_free(o));
@@ -450,7 +494,7 @@ wire_joined(const char *node, uint64_t count, int recovered)
 	cJSON	*o = new_frame("joined");
 
 	cJSON_AddStringToObject(o, "node", node);
-	cJSON_AddNumberToObject(o, "count", (double)count);
+	add_uint(o, "count", count);
 	cJSON_AddBoolToObject(o, "recovered", recovered);
 	return (print_free(o));
 }

@@ -41,12 +41,26 @@ struct wire_in {
 };
 
 /*
- * Parse one text frame.  Returns 0, or -1 with *code set to a static error
- * code ("bad_json", "bad_type", "missing_field", "bad_field", "too_long")
- * and *why (caller frees) to a sentence for the error frame.
+ * What a receiver accepts: max_text caps a chat's text (0: no cap; the
+ * ws worker checks each path's limit itself), max_origins the keys of a
+ * `since` or `have` object (0: no cap).
  */
-int	 wire_parse(const char *, size_t, size_t max_text, struct wire_in *,
-	    const char **code, char **why);
+struct wire_limits {
+	size_t		 max_text;
+	size_t		 max_origins;
+};
+
+#define WIRE_ORIGIN_SLACK	8
+size_t	 wire_origin_cap(size_t nnodes);
+
+/*
+ * Parse one text frame; lim may be NULL (no limits).  Returns 0, or -1
+ * with *code set to a static error code ("bad_json", "bad_type",
+ * "missing_field", "bad_field", "too_long") and *why (caller frees) to a
+ * sentence for the error frame.
+ */
+int	 wire_parse(const char *, size_t, const struct wire_limits *,
+	    struct wire_in *, const char **code, char **why);
 void	 wire_in_clear(struct wire_in *);
 
 /* Builders: a fresh JSON string (caller frees). */

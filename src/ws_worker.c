@@ -245,20 +245,57 @@ relay_seed_chat(struct wire_in *w)
  * Python prototype, which sends each replicated chat on a fresh,
  * hello-less connection: accepted where a seed peer is configured.
  */
+/*
+ * A replicated chat follows our max_message_bytes like a client's: a
+ * longer one was accepted by a node with a larger limit, and is refused
+ * here (nodes must agree on limits).  Said once in a while in the log,
+ * with the peer, the message and the limit, and to the sender.
+ */
+static int
+replicated_too_long(struct conn *c, struct wire_in *w)
+{
+	static struct ratelimit	 rl_peer, rl_seed;
+	size_t			 len = strlen(w->msg.text);
+	char			 note[RATELIMIT_NOTE];
+
+	if (len <= (size_t)W.conf->max_message_bytes)
+		return (0);
+	if (w->has_identity && ratelimit_pass(&rl_peer, now_ms(), note,
+	    sizeof(note)))
+		log_warnx("refusing a replicated chat %s-%llu from peer %s: "
+		    "its text of %zu bytes is over max_message_bytes (%d); "
+		    "nodes must agree on limits%s", w->msg.origin,
+		    (unsigned long long)w->msg.seq, c->peer, len,
+		    W.conf->max_message_bytes, note);
+	else if (!w->has_identity && ratelimit_pass(&rl_seed, now_ms(), note,
+	    sizeof(note)))
+		log_warnx("refusing a replicated chat from a seed node: its "
+		    "text of %zu bytes is over max_message_bytes (%d); nodes "
+		    "must agree on limits%s", len, W.conf->max_message_bytes,
+		    note);
+	send_error(c, "too_long", "'text' is over this node's "
+	    "max_message_bytes");
+	return (1);
+}
+
 static void
 on_replicated(struct conn *c, struct wire_in *w)
 {
 	struct chan_frame	 f;
 
 	if (c->kind == CONN_PEER && w->has_identity) {
+		if (replicated_too_long(c, w))
+			return;
 		frame_begin(&f, CH_PEER_CHAT, 3);
 		frame_u64(&f, "conn", c->id);
 		frame_str(&f, "peer", c->peer);
 		frame_msg(&f, "msg", &w->msg);
 		chan_send(W.ch, &f);
-	} else if (W.seeds && W.conf->secret[0] == '\0' && !w->has_identity)
-		relay_seed_chat(w);
-	else if (c->kind == CONN_PEER)
+	} else if (W.seeds && W.conf->secret[0] == '\0' &&
+	    !w->has_identity) {
+		if (!replicated_too_long(c, w))
+			relay_seed_chat(w);
+	} else if (c->kind == CONN_PEER)
 		send_error(c, "missing_field",
 		    "a replicated chat needs origin and seq");
 	else
@@ -338,15 +375,18 @@ on_hello(struct conn *c, struct wire_in *w)
 static void
 on_text(struct ws_conn *ws, const char *buf, size_t len, void *arg)
 {
-	struct conn	*c = arg;
-	struct wire_in	 w;
-	const char	*code;
-	char		*why;
+	struct conn		*c = arg;
+	struct wire_in		 w;
+	struct wire_limits	 lim;
+	const char		*code;
+	char			*why;
 
 	if (c->closing)
 		return;
-	/* The text cap is a client's: replicated text was accepted elsewhere. */
-	if (wire_parse(buf, len, 0, &w, &code, &why) == -1) {
+	/* The text cap depends on the path: see on_replicated, relay_chat. */
+	lim.max_text = 0;
+	lim.max_origins = wire_origin_cap(W.npeers + 1);
+	if (wire_parse(buf, len, &lim, &w, &code, &why) == -1) {
 		send_error(c, code, why);
 		free(why);
 		return;
