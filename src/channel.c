@@ -1,8 +1,11 @@
 /*
  * channel.c: the master <-> worker link.  Frames are msgpack maps streamed
- * over a socketpair and read back with msgpack-c's streaming unpacker; the
- * first frame each way carries CHAN_VERSION, and a frame over
- * CHAN_MAX_FRAME ends the link rather than growing a buffer without bound.
+ * over a socketpair; the first frame each way carries CHAN_VERSION, and a
+ * frame over CHAN_MAX_FRAME ends the link rather than growing a buffer
+ * without bound.  A frame is handed to msgpack-c only once all its bytes
+ * are here (chan_frame_len), because msgpack-c allocates what a map or
+ * array header claims before reading the entries: five bytes claiming 50
+ * million entries would make it allocate gigabytes.
  */
 #include <sys/types.h>
 
@@ -22,7 +25,7 @@
 
 struct chan {
 	struct bufferevent	*bev;
-	msgpack_unpacker	 unp;
+	msgpack_unpacked	 up;		/* reused from frame to frame */
 	char			*name;
 	chan_frame_cb		 frame_cb;
 	chan_lost_cb		 lost_cb;
@@ -38,6 +41,8 @@ static void	chan_event(struct bufferevent *, short, void *);
 static void	chan_lose(struct chan *, const char *);
 static void	chan_destroy(struct chan *);
 static int	chan_feed(struct chan *);
+static size_t	item_head(const unsigned char *, size_t, uint64_t *,
+		    uint64_t *);
 static int	chan_dispatch(struct chan *, const msgpack_object *);
 static void	chan_send_hello(struct chan *);
 
@@ -52,8 +57,7 @@ chan_new(struct event_base *base, int fd, const char *name,
 	ch->frame_cb = frame_cb;
 	ch->lost_cb = lost_cb;
 	ch->arg = arg;
-	if (!msgpack_unpacker_init(&ch->unp, 64 * 1024))
-		fatalx("msgpack_unpacker_init");
+	msgpack_unpacked_init(&ch->up);
 	ch->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (ch->bev == NULL)
 		fatalx("bufferevent_socket_new");
@@ -80,7 +84,7 @@ static void
 chan_destroy(struct chan *ch)
 {
 	bufferevent_free(ch->bev);
-	msgpack_unpacker_destroy(&ch->unp);
+	msgpack_unpacked_destroy(&ch->up);
 	free(ch->name);
 	free(ch);
 }
@@ -125,47 +129,125 @@ chan_read(struct bufferevent *bev, void *arg)
 		chan_destroy(ch);
 }
 
-/* Move input into the unpacker and hand out every complete frame. */
+/* Hand out every complete frame of the input; -1 ends the link. */
 static int
 chan_feed(struct chan *ch)
 {
 	struct evbuffer		*in = bufferevent_get_input(ch->bev);
-	msgpack_unpacked	 up;
-	msgpack_unpack_return	 ret;
-	size_t			 len;
-	int			 rv = 0;
+	const unsigned char	*p;
+	size_t			 len, off;
+	ssize_t			 n;
 
-	msgpack_unpacked_init(&up);
 	while ((len = evbuffer_get_length(in)) > 0 && !ch->freed && !ch->lost) {
-		if (len > 64 * 1024)
-			len = 64 * 1024;
-		if (!msgpack_unpacker_reserve_buffer(&ch->unp, len))
-			fatalx("msgpack_unpacker_reserve_buffer");
-		evbuffer_remove(in, msgpack_unpacker_buffer(&ch->unp), len);
-		msgpack_unpacker_buffer_consumed(&ch->unp, len);
-		while (!ch->freed && !ch->lost &&
-		    (ret = msgpack_unpacker_next(&ch->unp, &up)) ==
-		    MSGPACK_UNPACK_SUCCESS) {
-			if (chan_dispatch(ch, &up.data) == -1) {
-				rv = -1;
-				goto out;
-			}
+		if (len > CHAN_MAX_FRAME)
+			len = CHAN_MAX_FRAME;
+		if ((p = evbuffer_pullup(in, len)) == NULL)
+			fatalx("evbuffer_pullup");
+		if ((n = chan_frame_len(p, len)) == 0 && len < CHAN_MAX_FRAME)
+			return (0);	/* the rest is still on its way */
+		if (n <= 0) {
+			log_warnx("%s: incoming frame %s", ch->name, n == 0 ?
+			    "over the size cap" : "is not msgpack");
+			return (-1);
 		}
-		if (ret == MSGPACK_UNPACK_PARSE_ERROR ||
-		    ret == MSGPACK_UNPACK_NOMEM_ERROR) {
-			rv = -1;
-			goto out;
-		}
-		if (msgpack_unpacker_message_size(&ch->unp) > CHAN_MAX_FRAME) {
-			log_warnx("%s: incoming frame over %d bytes", ch->name,
-			    CHAN_MAX_FRAME);
-			rv = -1;
-			goto out;
-		}
+		off = 0;
+		if (msgpack_unpack_next(&ch->up, (const char *)p, (size_t)n,
+		    &off) != MSGPACK_UNPACK_SUCCESS || off != (size_t)n ||
+		    chan_dispatch(ch, &ch->up.data) == -1)
+			return (-1);
+		evbuffer_drain(in, (size_t)n);
 	}
-out:
-	msgpack_unpacked_destroy(&up);
-	return (rv);
+	return (0);
+}
+
+/*
+ * The size in bytes of a msgpack item's header, and what follows it: the
+ * bytes of its payload (strings, binaries, extensions) or the number of
+ * items it holds (arrays, maps).  0 when the header is cut short,
+ * SIZE_MAX for the one byte msgpack never uses.
+ */
+static size_t
+item_head(const unsigned char *p, size_t len, uint64_t *payload,
+    uint64_t *items)
+{
+	static const unsigned char fixed[32] = {	/* 0xc0 .. 0xdf */
+		1, 0, 1, 1, 2, 3, 5, 3, 4, 6, 5, 9, 2, 3, 5, 9,
+		2, 3, 5, 9, 3, 4, 6, 10, 18, 2, 3, 5, 3, 5, 3, 5
+	};
+	unsigned char	 c = p[0];
+	size_t		 h, w, i;
+	uint64_t	 n = 0;
+
+	*payload = *items = 0;
+	if (c <= 0x7f || c >= 0xe0)
+		return (1);			/* fixints */
+	if (c <= 0x8f) {
+		*items = 2 * (uint64_t)(c & 0x0f);	/* fixmap */
+		return (1);
+	}
+	if (c <= 0x9f) {
+		*items = c & 0x0f;		/* fixarray */
+		return (1);
+	}
+	if (c <= 0xbf) {
+		*payload = c & 0x1f;		/* fixstr */
+		return (1);
+	}
+	if ((h = fixed[c - 0xc0]) == 0)
+		return (SIZE_MAX);
+	if (h > len)
+		return (0);
+	/* The types whose header ends in a length or a count. */
+	switch (c) {
+	case 0xc4: case 0xc7: case 0xd9:
+		w = 1;
+		break;
+	case 0xc5: case 0xc8: case 0xda: case 0xdc: case 0xde:
+		w = 2;
+		break;
+	case 0xc6: case 0xc9: case 0xdb: case 0xdd: case 0xdf:
+		w = 4;
+		break;
+	default:
+		return (h);			/* a scalar of fixed size */
+	}
+	for (i = 1; i <= w; i++)
+		n = n << 8 | p[i];
+	if (c == 0xdc || c == 0xdd)
+		*items = n;
+	else if (c == 0xde || c == 0xdf)
+		*items = 2 * n;
+	else
+		*payload = n;
+	return (h);
+}
+
+/*
+ * The length of the msgpack object at the front of buf: 0 when more bytes
+ * are needed, -1 when the bytes are not msgpack.  Walked item by item
+ * without allocating: a container's claim only adds to the count of items
+ * still to come, and each item takes at least a byte, so the walk never
+ * goes past the bytes that are here.
+ */
+ssize_t
+chan_frame_len(const void *buf, size_t len)
+{
+	const unsigned char	*p = buf;
+	uint64_t		 left = 1, payload, items;
+	size_t			 off = 0, h;
+
+	while (left > 0) {
+		if (off >= len)
+			return (0);
+		if ((h = item_head(p + off, len - off, &payload,
+		    &items)) == SIZE_MAX)
+			return (-1);
+		if (h == 0 || payload > len - off - h)
+			return (0);
+		off += h + payload;
+		left += items - 1;
+	}
+	return ((ssize_t)off);
 }
 
 static int

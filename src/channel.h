@@ -11,6 +11,8 @@
 #ifndef CHANNEL_H
 #define CHANNEL_H
 
+#include <sys/types.h>
+
 #include <stdint.h>
 #include <msgpack.h>
 #include <event2/event.h>
@@ -61,6 +63,12 @@ typedef void	(*chan_frame_cb)(struct chan *, int type,
 		    const msgpack_object *frame, void *arg);
 /* Called once when the link is lost (EOF, error, bad frame); why says so. */
 typedef void	(*chan_lost_cb)(struct chan *, const char *why, void *arg);
+
+/*
+ * The length of the frame at the front of buf, found without allocating:
+ * 0 when more bytes are needed, -1 when the bytes are not msgpack.
+ */
+ssize_t		 chan_frame_len(const void *, size_t);
 
 /* Frame builder: frame_begin(), then exactly nfields frame_* calls. */
 struct chan_frame {

@@ -256,6 +256,45 @@ test_send_over_cap(void **state)
 	event_base_free(base);
 }
 
+/*
+ * Where a frame ends is found before msgpack-c sees it: every prefix of a
+ * frame needs more bytes, the whole frame is its exact size, and a
+ * container's claim costs nothing until its bytes are here.
+ */
+static void
+test_frame_len(void **state)
+{
+	const unsigned char	 claim[] = { 0xdf, 0x03, 0x00, 0x00, 0x00 };
+	const unsigned char	 never[] = { 0x81, 0xa1, 't', 0xc1 };
+	struct chan_frame	 f;
+	struct nt_msg		 m;
+	struct nt_have		 h = { NULL, 0 };
+	size_t			 i;
+
+	memset(&m, 0, sizeof(m));
+	strcpy(m.origin, "A");
+	m.seq = 17;
+	m.lamport = 9007199254740991ULL;
+	m.ts = -1;
+	m.from = "kamlesh";
+	m.text = "a text of more than thirty-one bytes, a str8";
+	m.client_id = "c";
+	have_set(&h, "A", 1);
+	have_set(&h, "B", 70000);
+	frame_begin(&f, CH_PUSH, 3);
+	frame_msg(&f, "msg", &m);
+	frame_have(&f, "have", &h);
+	frame_bool(&f, "b", 1);
+	assert_int_equal(chan_frame_len(f.sb.data, f.sb.size), f.sb.size);
+	for (i = 0; i < f.sb.size; i++)
+		assert_int_equal(chan_frame_len(f.sb.data, i), 0);
+	frame_release(&f);
+	have_clear(&h);
+
+	assert_int_equal(chan_frame_len(claim, sizeof(claim)), 0);
+	assert_int_equal(chan_frame_len(never, sizeof(never)), -1);
+}
+
 int
 main(void)
 {
@@ -266,6 +305,7 @@ main(void)
 		cmocka_unit_test(test_not_a_map),
 		cmocka_unit_test(test_oversized),
 		cmocka_unit_test(test_send_over_cap),
+		cmocka_unit_test(test_frame_len),
 	};
 
 	log_setlevel(-1);	/* the failures under test are expected */
