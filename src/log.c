@@ -202,6 +202,16 @@ log_emit(int level, const char *tag, const char *fmt, va_list ap, int err)
 	(void)!write(log_fd, line, len);
 }
 
+static void __attribute__((format(printf, 3, 4)))
+log_emit_str(int level, const char *tag, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_emit(level, tag, fmt, ap, 0);
+	va_end(ap);
+}
+
 void
 log_warn(const char *fmt, ...)
 {
@@ -246,6 +256,90 @@ log_debug(const char *fmt, ...)
 
 	va_start(ap, fmt);
 	log_emit(LOG_LVL_DEBUG, "debug: ", fmt, ap, 0);
+	va_end(ap);
+	errno = saved;
+}
+
+/*
+ * Rate limiting, by ratelimit_pass() (msg.c), with a small table of
+ * causes: the least recently logged one makes room for a new cause.
+ * Causes are few (one per call site and reason), so an entry is only ever
+ * reused after it went quiet.
+ */
+#define LOG_LIMIT_CAUSES	32
+
+static struct log_cause {
+	const void	*cause;
+	struct ratelimit rl;
+} log_causes[LOG_LIMIT_CAUSES];
+
+static struct log_cause *
+log_cause_find(const void *cause)
+{
+	struct log_cause	*lc, *oldest = &log_causes[0];
+	size_t			 i;
+
+	for (i = 0; i < LOG_LIMIT_CAUSES; i++) {
+		lc = &log_causes[i];
+		if (lc->cause == cause)
+			return (lc);
+		if (lc->rl.last_ms < oldest->rl.last_ms)
+			oldest = lc;
+	}
+	memset(oldest, 0, sizeof(*oldest));
+	oldest->cause = cause;
+	return (oldest);
+}
+
+static void
+log_limited(int level, const char *tag, const void *cause, int err,
+    const char *fmt, va_list ap)
+{
+	char	 msg[2048], note[RATELIMIT_NOTE];
+
+	if (level > log_level ||
+	    !ratelimit_pass(&log_cause_find(cause)->rl, mono_us() / 1000,
+	    note, sizeof(note)))
+		return;
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (err != 0)
+		log_emit_str(level, tag, "%s: %s%s", msg, strerror(err), note);
+	else
+		log_emit_str(level, tag, "%s%s", msg, note);
+}
+
+void
+log_limit_warn(const void *cause, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 saved = errno;
+
+	va_start(ap, fmt);
+	log_limited(LOG_LVL_WARN, "", cause, saved, fmt, ap);
+	va_end(ap);
+	errno = saved;
+}
+
+void
+log_limit_warnx(const void *cause, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 saved = errno;
+
+	va_start(ap, fmt);
+	log_limited(LOG_LVL_WARN, "", cause, 0, fmt, ap);
+	va_end(ap);
+	errno = saved;
+}
+
+void
+log_limit_info(const void *cause, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 saved = errno;
+
+	va_start(ap, fmt);
+	log_limited(LOG_LVL_INFO, "", cause, 0, fmt, ap);
 	va_end(ap);
 	errno = saved;
 }

@@ -30,6 +30,18 @@ void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * Rate-limited lines, for what a peer or a client can cause at will: at
+ * most one line per cause every RATELIMIT_MS (ratelimit_pass(), msg.c),
+ * and the next line of that cause says how many were held back.  cause
+ * is any pointer that names the reason, typically a string constant.
+ */
+void	log_limit_warn(const void *cause, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	log_limit_warnx(const void *cause, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	log_limit_info(const void *cause, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
 void	fatal(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 void	fatalx(const char *, ...)
