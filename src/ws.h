@@ -76,8 +76,10 @@ struct ws_conn_cbs {
 
 /*
  * Take over bev (handshake done; bytes already in its input are frames).
- * max_msg caps a received message (larger: close 1009).  A binary message is
- * answered with close 1003, invalid UTF-8 with 1007.
+ * max_msg caps a received message (larger: close 1009), and so does a
+ * message in more than 128 frames.  A binary message is answered with
+ * close 1003, invalid UTF-8 with 1007.  A server connection stops reading
+ * while more than 128 KiB of output wait, and reads again once they left.
  */
 struct ws_conn	*ws_conn_new(struct bufferevent *bev, int server,
 		    size_t max_msg, const struct ws_conn_cbs *, void *arg);
@@ -85,6 +87,17 @@ void		 ws_conn_free(struct ws_conn *);
 int		 ws_conn_send_text(struct ws_conn *, const char *, size_t);
 /* Queue a close frame; on_close follows once it went out and/or the peer answered. */
 void		 ws_conn_close(struct ws_conn *, uint16_t code, const char *reason);
+/* Close now, without waiting for an answer; on_close follows from the loop. */
+void		 ws_conn_abort(struct ws_conn *, uint16_t code, const char *reason);
+/*
+ * The owner's sweep calls this for every connection, now in monotonic
+ * milliseconds.  A connection silent for interval_ms (0: never) is sent a
+ * ping.  Anything received answers it.  Returns -1 when nothing did for
+ * timeout_ms, not counting the time the peer's TCP was still taking our
+ * data queued ahead of the ping: the caller closes it (1011).  Else 0.
+ */
+int		 ws_conn_heartbeat(struct ws_conn *, int64_t now, int interval_ms,
+		    int timeout_ms);
 size_t		 ws_conn_pending(const struct ws_conn *);	/* bytes queued */
 void		 ws_conn_set_arg(struct ws_conn *, void *);
 void		 ws_conn_set_max(struct ws_conn *, size_t);
