@@ -27,11 +27,18 @@ enum chan_type {
 	CH_HELLO = 100,		/* v, pid: first frame each way */
 	CH_QUIT = 101,		/* m->w: finish and exit 0 */
 	CH_LOGLEVEL = 102,	/* m->w: level */
-	CH_PEERS = 103,		/* m->ws: ids[], seeds[] allowed to replicate */
+	CH_PEERS = 103,		/* m->ws: ids[], seeds[] allowed to replicate,
+				   hosts[] (parallel to ids) */
 	CH_REOPEN = 105,	/* m->w: target: reopen the log (SIGUSR1) */
-	CH_SETTINGS = 104,	/* m->ws: max_clients, max_message_bytes,
-				   max_frame_bytes, www_dir, secret (after
-				   a reload) */
+	CH_SETTINGS = 104,	/* m->w: after a reload: max_clients,
+				   max_message_bytes, max_frame_bytes,
+				   max_clients_per_address,
+				   max_client_backlog_bytes,
+				   max_peer_backlog_bytes, http_timeout_ms,
+				   join_timeout_ms, ping_interval_ms,
+				   peer_ping_interval_ms, ping_timeout_ms,
+				   www_dir, secret; each worker takes what
+				   concerns it */
 
 	/* 2xx: ws worker <-> master */
 	CH_CHAT = 200,		/* ws->m: conn, from, text, cid?, t (mono us),

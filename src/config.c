@@ -80,8 +80,10 @@ static const char *fsync_name(int);
 
 enum {
 	K_NODE_ID, K_PORT, K_LISTEN, K_DATA_DIR, K_LOG_LEVEL, K_FSYNC,
-	K_FSYNC_INTERVAL, K_MAX_CLIENTS, K_MAX_MESSAGE, K_MAX_FRAME, K_WWW_DIR,
-	K_LOG_FILE, K_USER, K_SECRET, K_NODES,
+	K_FSYNC_INTERVAL, K_MAX_CLIENTS, K_MAX_MESSAGE, K_MAX_FRAME,
+	K_MAX_PER_ADDRESS, K_MAX_CLIENT_BACKLOG, K_MAX_PEER_BACKLOG,
+	K_HTTP_TIMEOUT, K_JOIN_TIMEOUT, K_PING_INTERVAL, K_PEER_PING_INTERVAL,
+	K_PING_TIMEOUT, K_WWW_DIR, K_LOG_FILE, K_USER, K_SECRET, K_NODES,
 	K_NTOP
 };
 
@@ -113,6 +115,26 @@ static const struct cf_key top_keys[K_NTOP] = {
 	    .max = 65536 },
 	[K_MAX_FRAME] = { "max_frame_bytes", CF_INT, .reload = RELOAD_YES,
 	    .idef = 65536, .min = 1024, .max = 16777216 },
+	/* Loopback benchmarks raise it: all their clients share one address. */
+	[K_MAX_PER_ADDRESS] = { "max_clients_per_address", CF_INT,
+	    .reload = RELOAD_YES, .idef = 64, .min = 1, .max = 100000 },
+	[K_MAX_CLIENT_BACKLOG] = { "max_client_backlog_bytes", CF_INT,
+	    .reload = RELOAD_YES, .idef = 1048576, .min = 65536,
+	    .max = 1073741824 },
+	[K_MAX_PEER_BACKLOG] = { "max_peer_backlog_bytes", CF_INT,
+	    .reload = RELOAD_YES, .idef = 16777216, .min = 65536,
+	    .max = 1073741824 },
+	[K_HTTP_TIMEOUT] = { "http_timeout_ms", CF_INT, .reload = RELOAD_YES,
+	    .idef = 10000, .min = 100, .max = 3600000 },
+	[K_JOIN_TIMEOUT] = { "join_timeout_ms", CF_INT, .reload = RELOAD_YES,
+	    .idef = 15000, .min = 100, .max = 3600000 },
+	/* 0: no pings (a dead connection then lasts as long as TCP says). */
+	[K_PING_INTERVAL] = { "ping_interval_ms", CF_INT,
+	    .reload = RELOAD_YES, .idef = 30000, .min = 0, .max = 3600000 },
+	[K_PEER_PING_INTERVAL] = { "peer_ping_interval_ms", CF_INT,
+	    .reload = RELOAD_YES, .idef = 2000, .min = 0, .max = 3600000 },
+	[K_PING_TIMEOUT] = { "ping_timeout_ms", CF_INT, .reload = RELOAD_YES,
+	    .idef = 4000, .min = 100, .max = 3600000 },
 	/* "": the page installed with nodetalkd (PKGDATADIR/www). */
 	[K_WWW_DIR] = { "www_dir", CF_STR, .reload = RELOAD_YES,
 	    .sdef = "", .conv = conv_any, .what = "a directory" },
@@ -560,6 +582,14 @@ fill_top(struct nt_config *c, const struct cf_val *v)
 	c->max_clients = (int)v[K_MAX_CLIENTS].i;
 	c->max_message_bytes = (int)v[K_MAX_MESSAGE].i;
 	c->max_frame_bytes = (int)v[K_MAX_FRAME].i;
+	c->max_clients_per_address = (int)v[K_MAX_PER_ADDRESS].i;
+	c->max_client_backlog_bytes = (int)v[K_MAX_CLIENT_BACKLOG].i;
+	c->max_peer_backlog_bytes = (int)v[K_MAX_PEER_BACKLOG].i;
+	c->http_timeout_ms = (int)v[K_HTTP_TIMEOUT].i;
+	c->join_timeout_ms = (int)v[K_JOIN_TIMEOUT].i;
+	c->ping_interval_ms = (int)v[K_PING_INTERVAL].i;
+	c->peer_ping_interval_ms = (int)v[K_PEER_PING_INTERVAL].i;
+	c->ping_timeout_ms = (int)v[K_PING_TIMEOUT].i;
 	c->www_dir = xstrdup(v[K_WWW_DIR].s);
 	c->log_file = xstrdup(v[K_LOG_FILE].s);
 	c->user = xstrdup(v[K_USER].s);
@@ -843,6 +873,30 @@ top_value(const struct nt_config *c, int k)
 		break;
 	case K_MAX_FRAME:
 		v.i = c->max_frame_bytes;
+		break;
+	case K_MAX_PER_ADDRESS:
+		v.i = c->max_clients_per_address;
+		break;
+	case K_MAX_CLIENT_BACKLOG:
+		v.i = c->max_client_backlog_bytes;
+		break;
+	case K_MAX_PEER_BACKLOG:
+		v.i = c->max_peer_backlog_bytes;
+		break;
+	case K_HTTP_TIMEOUT:
+		v.i = c->http_timeout_ms;
+		break;
+	case K_JOIN_TIMEOUT:
+		v.i = c->join_timeout_ms;
+		break;
+	case K_PING_INTERVAL:
+		v.i = c->ping_interval_ms;
+		break;
+	case K_PEER_PING_INTERVAL:
+		v.i = c->peer_ping_interval_ms;
+		break;
+	case K_PING_TIMEOUT:
+		v.i = c->ping_timeout_ms;
 		break;
 	case K_WWW_DIR:
 		v.s = c->www_dir;

@@ -37,6 +37,14 @@ struct nt_config {
 	int		 max_clients;
 	int		 max_message_bytes;	/* cap on a chat text */
 	int		 max_frame_bytes;	/* cap on a WebSocket message */
+	int		 max_clients_per_address;
+	int		 max_client_backlog_bytes;	/* then closed, 1008 */
+	int		 max_peer_backlog_bytes;	/* then the link drops */
+	int		 http_timeout_ms;	/* to upgrade or finish a request */
+	int		 join_timeout_ms;	/* to join, hello or chat */
+	int		 ping_interval_ms;	/* silent clients; 0: never */
+	int		 peer_ping_interval_ms;	/* silent peer links; 0: never */
+	int		 ping_timeout_ms;	/* for an answer to a ping */
 	char		*www_dir;	/* "" = PKGDATADIR "/www" */
 	char		*log_file;	/* "" = stderr, "syslog", or a path */
 	char		*user;		/* "" = do not drop privileges */

@@ -113,7 +113,7 @@ usage(int status)
 static void
 send_peers(void)
 {
-	const char	**ids, **seeds;
+	const char	**ids, **seeds, **hosts;
 	size_t		  i, ni = 0, ns = 0;
 	struct chan_frame f;
 
@@ -121,37 +121,56 @@ send_peers(void)
 		return;
 	ids = xcalloc(M.conf->nnodes, sizeof(*ids));
 	seeds = xcalloc(M.conf->nnodes, sizeof(*seeds));
+	hosts = xcalloc(M.conf->nnodes, sizeof(*hosts));
 	for (i = 0; i < M.conf->nnodes; i++) {
 		if (&M.conf->nodes[i] == M.conf->self)
 			continue;
+		hosts[ni] = M.conf->nodes[i].host;
 		ids[ni++] = M.conf->nodes[i].id;
 		if (M.conf->nodes[i].seed)
 			seeds[ns++] = M.conf->nodes[i].id;
 	}
-	frame_begin(&f, CH_PEERS, 2);
+	frame_begin(&f, CH_PEERS, 3);
 	frame_strv(&f, "ids", ids, ni);
 	frame_strv(&f, "seeds", seeds, ns);
+	frame_strv(&f, "hosts", hosts, ni);
 	chan_send(M.ws.ch, &f);
 	free(ids);
 	free(seeds);
+	free(hosts);
 }
 
-/* The limits and the page's directory, which the ws worker applies. */
+/*
+ * The limits, timeouts, the page's directory and the secret, which the
+ * workers apply (each takes what concerns it).
+ */
 static void
-send_settings(void)
+send_settings(struct worker *w)
 {
+	const struct nt_config	*c = M.conf;
 	struct chan_frame	 f;
 
-	if (M.ws.ch == NULL)
+	if (w->ch == NULL)
 		return;
-	frame_begin(&f, CH_SETTINGS, 5);
-	frame_u64(&f, "max_clients", (uint64_t)M.conf->max_clients);
-	frame_u64(&f, "max_message_bytes",
-	    (uint64_t)M.conf->max_message_bytes);
-	frame_u64(&f, "max_frame_bytes", (uint64_t)M.conf->max_frame_bytes);
-	frame_str(&f, "www_dir", M.conf->www_dir);
-	frame_str(&f, "secret", M.conf->secret);
-	chan_send(M.ws.ch, &f);
+	frame_begin(&f, CH_SETTINGS, 13);
+	frame_u64(&f, "max_clients", (uint64_t)c->max_clients);
+	frame_u64(&f, "max_message_bytes", (uint64_t)c->max_message_bytes);
+	frame_u64(&f, "max_frame_bytes", (uint64_t)c->max_frame_bytes);
+	frame_u64(&f, "max_clients_per_address",
+	    (uint64_t)c->max_clients_per_address);
+	frame_u64(&f, "max_client_backlog_bytes",
+	    (uint64_t)c->max_client_backlog_bytes);
+	frame_u64(&f, "max_peer_backlog_bytes",
+	    (uint64_t)c->max_peer_backlog_bytes);
+	frame_u64(&f, "http_timeout_ms", (uint64_t)c->http_timeout_ms);
+	frame_u64(&f, "join_timeout_ms", (uint64_t)c->join_timeout_ms);
+	frame_u64(&f, "ping_interval_ms", (uint64_t)c->ping_interval_ms);
+	frame_u64(&f, "peer_ping_interval_ms",
+	    (uint64_t)c->peer_ping_interval_ms);
+	frame_u64(&f, "ping_timeout_ms", (uint64_t)c->ping_timeout_ms);
+	frame_str(&f, "www_dir", c->www_dir);
+	frame_str(&f, "secret", c->secret);
+	chan_send(w->ch, &f);
 }
 
 static void
@@ -574,7 +593,8 @@ master_reload(void)
 	log_setlevel(M.verbose ? LOG_LVL_DEBUG : nc->log_level);
 	send_loglevel(&M.ws);
 	send_loglevel(&M.peer);
-	send_settings();
+	send_settings(&M.ws);
+	send_settings(&M.peer);
 	if (relisten_now) {
 		log_info("listen address changed: restarting the ws worker");
 		M.relisten = 1;

@@ -202,6 +202,14 @@ assert_defaults(const struct nt_config *c)
 	assert_int_equal(c->max_clients, 1024);
 	assert_int_equal(c->max_message_bytes, 4096);
 	assert_int_equal(c->max_frame_bytes, 65536);
+	assert_int_equal(c->max_clients_per_address, 64);
+	assert_int_equal(c->max_client_backlog_bytes, 1048576);
+	assert_int_equal(c->max_peer_backlog_bytes, 16777216);
+	assert_int_equal(c->http_timeout_ms, 10000);
+	assert_int_equal(c->join_timeout_ms, 15000);
+	assert_int_equal(c->ping_interval_ms, 30000);
+	assert_int_equal(c->peer_ping_interval_ms, 2000);
+	assert_int_equal(c->ping_timeout_ms, 4000);
 }
 
 static void
@@ -216,6 +224,16 @@ assert_config_equal(const struct nt_config *a, const struct nt_config *b)
 	assert_int_equal(a->max_clients, b->max_clients);
 	assert_int_equal(a->max_message_bytes, b->max_message_bytes);
 	assert_int_equal(a->max_frame_bytes, b->max_frame_bytes);
+	assert_int_equal(a->max_clients_per_address,
+	    b->max_clients_per_address);
+	assert_int_equal(a->max_client_backlog_bytes,
+	    b->max_client_backlog_bytes);
+	assert_int_equal(a->max_peer_backlog_bytes, b->max_peer_backlog_bytes);
+	assert_int_equal(a->http_timeout_ms, b->http_timeout_ms);
+	assert_int_equal(a->join_timeout_ms, b->join_timeout_ms);
+	assert_int_equal(a->ping_interval_ms, b->ping_interval_ms);
+	assert_int_equal(a->peer_ping_interval_ms, b->peer_ping_interval_ms);
+	assert_int_equal(a->ping_timeout_ms, b->ping_timeout_ms);
 }
 
 #define NODES_AB \
