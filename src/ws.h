@@ -99,6 +99,11 @@ void		 ws_conn_abort(struct ws_conn *, uint16_t code, const char *reason);
 int		 ws_conn_heartbeat(struct ws_conn *, int64_t now, int interval_ms,
 		    int timeout_ms);
 size_t		 ws_conn_pending(const struct ws_conn *);	/* bytes queued */
+/*
+ * Bytes the peer's TCP acknowledged since the start; *waiting gets those
+ * not acknowledged yet (in our buffer or the kernel's).
+ */
+uint64_t	 ws_conn_taken(struct ws_conn *, size_t *waiting);
 void		 ws_conn_set_arg(struct ws_conn *, void *);
 void		 ws_conn_set_max(struct ws_conn *, size_t);
 

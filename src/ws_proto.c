@@ -1080,6 +1080,15 @@ conn_ping_late(struct ws_conn *c, int64_t now, int timeout_ms)
 	return (now - c->ping_clock >= timeout_ms);
 }
 
+uint64_t
+ws_conn_taken(struct ws_conn *c, size_t *waiting)
+{
+	uint64_t	 acked = conn_acked(c);
+
+	*waiting = (size_t)(c->out_total - acked);
+	return (acked);
+}
+
 int
 ws_conn_heartbeat(struct ws_conn *c, int64_t now, int interval_ms,
     int timeout_ms)
