@@ -51,7 +51,9 @@ enum chan_type {
 	/* 3xx: peer worker <-> master */
 	CH_REPLICATE = 300,	/* m->peer: peer ("" = every peer), msg */
 	CH_SYNC_REQ = 301,	/* peer->m: peer, have{} */
-	CH_LINK = 302		/* peer->m: peer, up */
+	CH_LINK = 302,		/* peer->m: peer, up */
+	CH_DIAL = 303		/* m->peer: peer: it just dialled us, so dial
+				   it now rather than after the backoff */
 };
 
 struct chan;

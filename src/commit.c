@@ -21,6 +21,10 @@
 #include "master.h"
 
 #define AFTER_MAX_JUMP	1000000	/* how far a client may push our clock */
+#define HOLD_MS		5000	/* a chat waits this long for recovery */
+#define HOLD_MAX	4096	/* chats held at most */
+#define RECOVERING_TEXT	"this node may have lost messages of its own and " \
+	"waits to hear what its peers hold; retry shortly"
 
 void
 send_msg_frame(struct worker *w, enum chan_type type, int with_conn,
@@ -84,6 +88,22 @@ pending_has(const struct nt_msg *m)
 	return (0);
 }
 
+/*
+ * Messages the log held beyond a gap that m filled took their places in
+ * the store: like m, they are pushed once the sync is done.
+ */
+void
+pending_unparked(const struct nt_msg *m)
+{
+	const struct nt_msg	*u;
+	uint64_t		 seq, have;
+
+	have = have_get(store_have(M.store), m->origin);
+	for (seq = m->seq + 1; seq <= have; seq++)
+		if ((u = store_lookup(M.store, m->origin, seq)) != NULL)
+			pending_add(u, 0, 0, 1, 0);
+}
+
 static void
 log_chat(const struct nt_msg *m)
 {
@@ -115,55 +135,162 @@ store_message(const struct nt_msg *m)
  * node.  A client may not push the clock arbitrarily far.
  */
 static uint64_t
-client_lamport(const msgpack_object *o)
+client_lamport(uint64_t after)
 {
-	uint64_t	 after = 0, clock = store_lamport(M.store);
+	uint64_t	 clock = store_lamport(M.store);
 
-	frame_get_u64(o, "after", &after);
 	if (after > clock + AFTER_MAX_JUMP)
 		after = clock + AFTER_MAX_JUMP;
 	return ((after > clock ? after : clock) + 1);
 }
 
-void
-on_client_chat(const msgpack_object *o)
+static void
+chat_clear(struct client_chat *cc)
+{
+	free(cc->from);
+	free(cc->text);
+	free(cc->cid);
+	memset(cc, 0, sizeof(*cc));
+}
+
+/*
+ * Number, store and (once durable) acknowledge a client's chat.  Returns 1
+ * when the chat was held for later (hold_add() took it), else 0.
+ */
+static int
+chat_take(struct client_chat *cc)
 {
 	const struct nt_msg	*old;
 	struct nt_msg		 m;
-	uint64_t		 conn;
-	int64_t			 t;
 
-	memset(&m, 0, sizeof(m));
-	if (frame_get_i64(o, "t", &t) == 0)
-		hist_add(&M.stats.chan_lat, (mono_us() - t) / 1e6);
-	if (frame_get_u64(o, "conn", &conn) == -1 ||
-	    (m.from = frame_get_str(o, "from")) == NULL ||
-	    (m.text = frame_get_str(o, "text")) == NULL)
-		goto out;
-	m.client_id = frame_get_str(o, "cid");
+	/* Acks on a connection keep the order of its chats. */
+	if (M.nheld > 0)
+		return (hold_add(cc));
 	/* A retry after a lost ack: answer with what was stored. */
-	if (m.client_id != NULL && (old = store_lookup_client_id(M.store,
-	    M.conf->node_id, m.client_id)) != NULL) {
+	if (cc->cid != NULL && (old = store_lookup_client_id(M.store,
+	    M.conf->node_id, cc->cid)) != NULL) {
 		M.stats.retries++;
-		pending_add(old, 1, conn, 0, 0);
-		goto out;
+		pending_add(old, 1, cc->conn, 0, 0);
+		return (0);
 	}
-	if (M.recovering) {
-		send_fail(conn, "recovering", "this node lost the end of its "
-		    "log and waits to hear from every peer; retry shortly");
-		goto out;
-	}
+	if (M.recovering)
+		return (hold_add(cc));
+	memset(&m, 0, sizeof(m));
 	snprintf(m.origin, sizeof(m.origin), "%s", M.conf->node_id);
 	m.seq = have_get(store_have(M.store), m.origin) + 1;
-	m.lamport = client_lamport(o);
+	m.lamport = client_lamport(cc->after);
 	m.ts = now_ms();
+	m.from = cc->from;
+	m.text = cc->text;
+	m.client_id = cc->cid;
 	if (store_message(&m) == 1) {
 		M.stats.accepted++;
-		pending_add(&m, 1, conn, 1, 1);
+		pending_add(&m, 1, cc->conn, 1, 1);
+		pending_unparked(&m);
 	} else
-		send_fail(conn, "store_failed", "the message could not be stored");
-out:
-	msg_clear(&m);
+		send_fail(cc->conn, "store_failed",
+		    "the message could not be stored");
+	return (0);
+}
+
+void
+on_client_chat(const msgpack_object *o)
+{
+	struct client_chat	 cc;
+	int64_t			 t;
+
+	memset(&cc, 0, sizeof(cc));
+	if (frame_get_i64(o, "t", &t) == 0)
+		hist_add(&M.stats.chan_lat, (mono_us() - t) / 1e6);
+	if (frame_get_u64(o, "conn", &cc.conn) == -1 ||
+	    (cc.from = frame_get_str(o, "from")) == NULL ||
+	    (cc.text = frame_get_str(o, "text")) == NULL) {
+		chat_clear(&cc);
+		return;
+	}
+	cc.cid = frame_get_str(o, "cid");
+	frame_get_u64(o, "after", &cc.after);
+	if (!chat_take(&cc))
+		chat_clear(&cc);
+}
+
+/*
+ * While the node recovers (replicate.c), client chats wait, up to
+ * HOLD_MS and HOLD_MAX of them, and are numbered as soon as recovery
+ * ends: a cluster that starts with empty logs takes its first chats
+ * without an error.  A chat that waited too long is answered with
+ * "recovering".  Takes cc's strings.
+ */
+int
+hold_add(struct client_chat *cc)
+{
+	struct timeval	 tv = { HOLD_MS / 1000, (HOLD_MS % 1000) * 1000 };
+
+	if (M.nheld >= HOLD_MAX) {
+		send_fail(cc->conn, "recovering", RECOVERING_TEXT);
+		return (0);
+	}
+	cc->until_ms = now_ms() + HOLD_MS;
+	M.held = xreallocarray(M.held, M.nheld + 1, sizeof(*M.held));
+	M.held[M.nheld++] = *cc;
+	memset(cc, 0, sizeof(*cc));
+	if (!evtimer_pending(M.hold_ev, NULL))
+		evtimer_add(M.hold_ev, &tv);
+	return (1);
+}
+
+/* Chats held longer than HOLD_MS get their "recovering" answer. */
+void
+hold_expire_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct timeval	 tv;
+	int64_t		 now = now_ms(), wait;
+	size_t		 i, n = 0;
+
+	while (n < M.nheld && M.held[n].until_ms <= now)
+		n++;
+	for (i = 0; i < n; i++) {
+		send_fail(M.held[i].conn, "recovering", RECOVERING_TEXT);
+		chat_clear(&M.held[i]);
+	}
+	memmove(M.held, M.held + n, (M.nheld - n) * sizeof(*M.held));
+	M.nheld -= n;
+	if (M.nheld > 0) {
+		wait = M.held[0].until_ms - now;
+		tv.tv_sec = wait / 1000;
+		tv.tv_usec = (wait % 1000) * 1000;
+		evtimer_add(M.hold_ev, &tv);
+	}
+}
+
+/* Recovery ended: number the held chats in the order they came. */
+void
+hold_release(void)
+{
+	struct client_chat	*held = M.held;
+	size_t			 i, n = M.nheld;
+
+	M.held = NULL;
+	M.nheld = 0;
+	evtimer_del(M.hold_ev);
+	for (i = 0; i < n; i++)
+		if (!chat_take(&held[i]))
+			chat_clear(&held[i]);
+	free(held);
+}
+
+/* The ws worker died: the held chats' connections are gone. */
+void
+hold_drop(void)
+{
+	size_t	 i;
+
+	for (i = 0; i < M.nheld; i++)
+		chat_clear(&M.held[i]);
+	free(M.held);
+	M.held = NULL;
+	M.nheld = 0;
+	evtimer_del(M.hold_ev);
 }
 
 /* A seed node's chat: no identity, so it gets a local-only one. */
@@ -185,6 +312,7 @@ on_seed_chat(const msgpack_object *o)
 	if (store_message(&m) == 1) {
 		M.stats.seed_in++;
 		pending_add(&m, 0, 0, 1, 0);
+		pending_unparked(&m);
 	}
 	msg_clear(&m);
 }

@@ -213,6 +213,7 @@ on_status(const msgpack_object *o)
 	struct worker_view	 wv[2];
 	struct peer_view	*pv;
 	struct chan_frame	 f;
+	const char		**waiting;
 	char			*what, *body;
 	uint64_t		 req;
 	size_t			 i;
@@ -227,8 +228,10 @@ on_status(const msgpack_object *o)
 		pv[i] = M.peers[i].view;	/* shallow: read only */
 	wv[0] = (struct worker_view){ "ws", M.ws.pid, M.ws.restarts };
 	wv[1] = (struct worker_view){ "peer", M.peer.pid, M.peer.restarts };
+	waiting = xcalloc(M.npeers + 1, sizeof(*waiting));
 	c = (struct status_ctx){ M.conf, M.store, &M.stats, pv, M.npeers,
-	    wv, 2, M.clients, M.recovering };
+	    wv, 2, M.clients, M.recovering, M.recovery_why, waiting,
+	    recovery_waiting(waiting, M.npeers) };
 	body = strcmp(what, "metrics") == 0 ? status_metrics(&c) :
 	    status_json(&c);
 	frame_begin(&f, CH_STATUS, 2);
@@ -237,6 +240,7 @@ on_status(const msgpack_object *o)
 	chan_send(M.ws.ch, &f);
 	free(body);
 	free(pv);
+	free(waiting);
 	free(what);
 }
 
@@ -414,6 +418,7 @@ worker_died(struct worker *w, int status)
 	if (w == &M.ws) {	/* its connections are gone */
 		for (i = 0; i < M.npend; i++)
 			M.pend[i].ack = 0;
+		hold_drop();
 		for (i = 0; i < M.npeers; i++)
 			M.peers[i].in_known = 0;
 	}
@@ -669,31 +674,31 @@ master_setup(void)
 	if (M.store == NULL)
 		fatalx("%s", cause);
 	proc_drop_privileges(M.conf->user);
-	if ((M.recovering = store_was_cut(M.store)))
-		log_warnx("the end of the log was lost: chats wait until every "
-		    "peer has said what it holds of %s's messages",
-		    M.conf->node_id);
 }
 
 static void
 master_run(void)
 {
+	char	*cause = NULL;
+
 	if ((M.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	M.sync_ev = evtimer_new(M.base, commit_cb, NULL);
 	M.kill_ev = evtimer_new(M.base, kill_cb, NULL);
 	M.antientropy_ev = evtimer_new(M.base, antientropy_cb, NULL);
+	M.hold_ev = evtimer_new(M.base, hold_expire_cb, NULL);
 	antientropy_cb(-1, 0, NULL);
 	master_signals();
 	M.stats.started_ms = now_ms();
 	peers_rebuild();
-	recovery_check();
+	recovery_start();
 	worker_init(&M.ws, "ws", ws_worker_main);
 	worker_init(&M.peer, "peer", peer_worker_main);
 	worker_start(&M.ws);
 	worker_start(&M.peer);
 	event_base_dispatch(M.base);
-	store_sync(M.store);
+	if (store_stop(M.store, &cause) == -1)
+		fatalx("%s", cause);
 	store_close(M.store);
 	log_info("Stopped");
 }

@@ -43,6 +43,16 @@ struct pending {
 	int64_t		 t_us;		/* when it was appended */
 };
 
+/* A client's chat as the ws worker relayed it (commit.c). */
+struct client_chat {
+	uint64_t	 conn;
+	char		*from;
+	char		*text;
+	char		*cid;		/* may be NULL */
+	uint64_t	 after;
+	int64_t		 until_ms;	/* held: answered "recovering" then */
+};
+
 /* What the master knows of a peer: the public part and gap bookkeeping. */
 struct peer_state {
 	struct peer_view view;
@@ -76,7 +86,12 @@ struct master {
 	int			 detached;
 	int			 verbose;	/* -v: debug, whatever the file says */
 	int			 relisten;	/* bind anew before the next ws */
-	int			 recovering;	/* lost its log's tail: see below */
+	int			 recovering;	/* see replicate.c */
+	const char		*recovery_why;	/* store_doubt() at start */
+	char			 recovery_waits[512];	/* for the log */
+	struct client_chat	*held;		/* chats waiting for recovery */
+	size_t			 nheld;
+	struct event		*hold_ev;
 	char			*old_listen;
 	int			 old_port;
 	struct event		*sigs[5];
@@ -92,6 +107,7 @@ extern struct master	 M;
 void	send_msg_frame(struct worker *, enum chan_type, int, uint64_t,
 	    const char *, const struct nt_msg *);
 void	pending_add(const struct nt_msg *, int, uint64_t, int, int);
+void	pending_unparked(const struct nt_msg *);
 int	pending_has(const struct nt_msg *);
 int	store_message(const struct nt_msg *);
 void	on_client_chat(const msgpack_object *);
@@ -100,11 +116,17 @@ void	on_join(const msgpack_object *);
 void	commit_cb(evutil_socket_t, short, void *);
 void	commit_schedule(void);
 void	commit_release(void);
+int	hold_add(struct client_chat *);
+void	hold_expire_cb(evutil_socket_t, short, void *);
+void	hold_release(void);
+void	hold_drop(void);
 
 /* replicate.c */
 void	peers_rebuild(void);
 void	on_peer_chat(const msgpack_object *);
+void	recovery_start(void);
 void	recovery_check(void);
+size_t	recovery_waiting(const char **, size_t);
 void	on_peer_hello(const msgpack_object *);
 void	on_sync_request(const msgpack_object *);
 void	on_link(const msgpack_object *);

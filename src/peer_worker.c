@@ -229,6 +229,26 @@ on_replicate(const msgpack_object *o)
 	msg_clear(&m);
 }
 
+/* The peer dialled us, so it is up: dial it now, not after the backoff. */
+static void
+on_dial(const msgpack_object *o)
+{
+	char	*peer;
+	size_t	 i;
+
+	if ((peer = frame_get_str(o, "peer")) == NULL)
+		fatalx("bad CH_DIAL frame from the master");
+	for (i = 0; i < P.nlinks && !P.quitting; i++) {
+		if (strcmp(P.links[i].id, peer) != 0 ||
+		    P.links[i].ws != NULL || P.links[i].dial != NULL)
+			continue;
+		evtimer_del(P.links[i].retry_ev);
+		P.links[i].backoff_ms = BACKOFF_MIN_MS;
+		link_connect(&P.links[i]);
+	}
+	free(peer);
+}
+
 static void
 quit_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -263,6 +283,9 @@ peer_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 	switch (type) {
 	case CH_REPLICATE:
 		on_replicate(o);
+		break;
+	case CH_DIAL:
+		on_dial(o);
 		break;
 	case CH_QUIT:
 		peer_quit();

@@ -7,8 +7,10 @@
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 nt_need_websockets
+# Only A and B run: a node with an empty log waits for every configured
+# peer before it numbers a chat (guarantees.md), so C is not configured.
+NT_NODES=(A B)
 nt_init after
-nt_write_conf
 nt_start A
 nt_start B
 
