@@ -4,7 +4,7 @@
  * under a local-only identity.  Nobody hears of a message before it is
  * durable: appends collect in a pending list that one sync releases
  * (group commit), acknowledging, pushing to clients and replicating.
- * Joins are answered here too, from the store in cluster order.
+ * Joins are taken here too; their history goes out as a stream.
  */
 #include <sys/types.h>
 
@@ -74,18 +74,6 @@ pending_add(const struct nt_msg *m, int ack, uint64_t conn, int fresh,
 	p->replicate = replicate;
 	p->t_us = mono_us();
 	commit_schedule();
-}
-
-int
-pending_has(const struct nt_msg *m)
-{
-	size_t	 i;
-
-	for (i = 0; i < M.npend; i++)
-		if (M.pend[i].fresh && M.pend[i].seq == m->seq &&
-		    strcmp(M.pend[i].origin, m->origin) == 0)
-			return (1);
-	return (0);
 }
 
 /*
@@ -330,31 +318,18 @@ join_recovered(const struct nt_have *since)
 	return (1);
 }
 
+/* A join: its history goes out as a stream (stream.c). */
 void
 on_join(const msgpack_object *o)
 {
-	const struct nt_msg	*m;
-	struct nt_have		 since;
-	struct chan_frame	 f;
-	uint64_t		 conn, count = 0;
-	size_t			 i;
+	struct nt_have	 since;
+	uint64_t	 conn;
 
 	if (frame_get_u64(o, "conn", &conn) == -1)
 		return;
 	if (frame_get_have(o, "since", &since) == -1)
 		memset(&since, 0, sizeof(since));
-	for (i = 0; i < store_count(M.store); i++) {
-		m = store_at(M.store, i);
-		if (m->seq <= have_get(&since, m->origin) || pending_has(m))
-			continue;
-		send_msg_frame(&M.ws, CH_HISTORY, 1, conn, NULL, m);
-		count++;
-	}
-	frame_begin(&f, CH_JOINED, 3);
-	frame_u64(&f, "conn", conn);
-	frame_u64(&f, "count", count);
-	frame_bool(&f, "recovered", join_recovered(&since));
-	chan_send(M.ws.ch, &f);
+	stream_join(conn, &since, join_recovered(&since));
 	have_clear(&since);
 }
 
@@ -419,6 +394,8 @@ commit_release(void)
 		p = &M.pend[i];
 		if ((m = store_lookup(M.store, p->origin, p->seq)) == NULL)
 			continue;
+		/* Readers (history, catch-up) may see it from now on. */
+		store_release(M.store, p->origin, p->seq);
 		if (p->ack)
 			send_msg_frame(&M.ws, CH_ACK, 1, p->conn, NULL, m);
 		if (p->fresh) {
@@ -427,7 +404,7 @@ commit_release(void)
 		}
 		if (p->replicate) {
 			M.stats.replicated_out++;
-			send_msg_frame(&M.peer, CH_REPLICATE, 0, 0, "", m);
+			replicate_live(m);
 		}
 	}
 	free(M.pend);

@@ -34,6 +34,7 @@
 #define RESTART_MAX_MS	5000
 #define STABLE_SECS	10	/* a worker up this long resets its backoff */
 #define STOP_GRACE_SECS	5	/* then SIGKILL */
+#define CHAN_DRAIN_LOW		(256 * 1024)	/* blocked streams go on */
 
 struct master	 M;
 
@@ -279,6 +280,30 @@ worker_hello(struct worker *w)
 }
 
 static void
+on_history_more(const msgpack_object *o)
+{
+	uint64_t	 conn;
+	int		 stop = 0;
+
+	if (frame_get_u64(o, "conn", &conn) == 0) {
+		frame_get_bool(o, "stop", &stop);
+		stream_more(conn, stop);
+	}
+}
+
+static void
+on_catchup_more(const msgpack_object *o)
+{
+	char		*peer;
+	uint64_t	 link;
+
+	if ((peer = frame_get_str(o, "peer")) != NULL &&
+	    frame_get_u64(o, "link", &link) == 0)
+		stream_catchup_more(peer, link);
+	free(peer);
+}
+
+static void
 master_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 {
 	struct worker	*w = arg;
@@ -293,6 +318,12 @@ master_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 		return;
 	case CH_JOIN:
 		on_join(o);
+		return;
+	case CH_HISTORY_MORE:
+		on_history_more(o);
+		return;
+	case CH_CATCHUP_MORE:
+		on_catchup_more(o);
 		return;
 	case CH_PEER_HELLO:
 		on_peer_hello(o);
@@ -329,14 +360,20 @@ master_chan_lost(struct chan *ch, const char *why, void *arg)
 {
 	struct worker	*w = arg;
 
-	if (!M.stopping && !w->planned)
+	int		 stalled = chan_stalled(ch);
+
+	if (stalled)
+		log_warnx("the %s worker stopped reading its channel: %s; "
+		    "killing it (it restarts and resyncs)", w->name, why);
+	else if (!M.stopping && !w->planned)
 		log_warnx("lost the channel to the %s worker: %s", w->name, why);
 	chan_free(w->ch);
 	w->ch = NULL;
 	w->hello = 0;
+	stream_drop_worker(w);
 	/* Without its channel a worker is useless; SIGCHLD will follow. */
 	if (w->pid > 0)
-		kill(w->pid, SIGTERM);
+		kill(w->pid, stalled ? SIGKILL : SIGTERM);
 }
 
 static void
@@ -353,6 +390,14 @@ worker_start(struct worker *w)
 	w->planned = 0;
 	w->hello = 0;
 	w->ch = chan_new(M.base, fd, w->name, master_frame, master_chan_lost, w);
+	chan_set_drain(w->ch, CHAN_DRAIN_LOW, stream_drain);
+	/*
+	 * A worker that lets this much pile up in its channel has stopped
+	 * reading (history and catch-up wait at a megabyte; this is live
+	 * traffic): it is killed and restarted, and resyncs, rather than grow
+	 * the master.
+	 */
+	chan_set_backlog(w->ch, (size_t)M.conf->worker_backlog_bytes);
 	log_info("%s worker started (pid %ld)", w->name, (long)w->pid);
 	send_loglevel(w);
 }
@@ -415,6 +460,7 @@ worker_died(struct worker *w, int status)
 		w->ch = NULL;
 	}
 	w->hello = 0;
+	stream_drop_worker(w);
 	if (w == &M.ws) {	/* its connections are gone */
 		for (i = 0; i < M.npend; i++)
 			M.pend[i].ack = 0;
@@ -580,6 +626,10 @@ master_reload(void)
 	send_loglevel(&M.ws);
 	send_loglevel(&M.peer);
 	send_settings();
+	if (M.ws.ch != NULL)
+		chan_set_backlog(M.ws.ch, (size_t)nc->worker_backlog_bytes);
+	if (M.peer.ch != NULL)
+		chan_set_backlog(M.peer.ch, (size_t)nc->worker_backlog_bytes);
 	if (relisten_now) {
 		log_info("listen address changed: restarting the ws worker");
 		M.relisten = 1;

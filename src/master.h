@@ -1,8 +1,9 @@
 /*
- * master.h: the master process's state, shared by its three files:
- * master.c (start-up, workers, signals, reload), commit.c (storing a
- * chat, group commit, joins) and replicate.c (peers: catch-up, gaps,
- * anti-entropy, recovery after a damaged log).
+ * master.h: the master process's state, shared by its files: master.c
+ * (start-up, workers, signals, reload), commit.c (storing a chat, group
+ * commit, joins), replicate.c (peers: catch-up, gaps, anti-entropy,
+ * recovery after a damaged log) and stream.c (history and catch-up sent
+ * in chunks, as fast as the reader takes them).
  */
 #ifndef MASTER_H
 #define MASTER_H
@@ -63,6 +64,7 @@ struct peer_state {
 	struct nt_have	 sent;		/* what our link to it carried */
 	struct nt_have	 told;		/* our have in our last sync to it */
 	int64_t		 told_ms;
+	uint64_t	 link;		/* our link to it (CH_LINK) */
 };
 
 struct master {
@@ -108,7 +110,6 @@ void	send_msg_frame(struct worker *, enum chan_type, int, uint64_t,
 	    const char *, const struct nt_msg *);
 void	pending_add(const struct nt_msg *, int, uint64_t, int, int);
 void	pending_unparked(const struct nt_msg *);
-int	pending_has(const struct nt_msg *);
 int	store_message(const struct nt_msg *);
 void	on_client_chat(const msgpack_object *);
 void	on_seed_chat(const msgpack_object *);
@@ -131,5 +132,19 @@ void	on_peer_hello(const msgpack_object *);
 void	on_sync_request(const msgpack_object *);
 void	on_link(const msgpack_object *);
 void	antientropy_cb(evutil_socket_t, short, void *);
+void	catchup_done(const char *, const struct nt_have *);
+void	replicate_live(const struct nt_msg *);
+
+/* stream.c */
+void	stream_drain(struct chan *, void *);
+void	stream_join(uint64_t, const struct nt_have *, int);
+void	stream_more(uint64_t, int);
+uint64_t stream_catchup(const char *, uint64_t, const struct nt_have *);
+int	stream_catchup_active(const char *);
+void	stream_catchup_skip(const char *, const struct nt_have *);
+void	stream_catchup_more(const char *, uint64_t);
+void	stream_drop_peer(const char *);
+void	stream_drop_worker(struct worker *);
+size_t	stream_catchup_peers(const char **, size_t);
 
 #endif /* MASTER_H */

@@ -327,70 +327,85 @@ lacks_any(const struct nt_have *want)
 }
 
 /*
- * Send, in cluster order, every message a peer lacks.  An origin stops at
- * a message still waiting for its sync (it goes out live, or next time),
- * so the peer never sees a gap.  *sent gets how far each origin went.
+ * A peer told our peer worker what it holds: what it lacks goes out as a
+ * stream on that link (stream.c), unless one is under way already: then
+ * what it holds meanwhile is skipped, and the stream goes on.
  */
-static size_t
-catchup_send(const char *peer, const struct nt_have *want,
-    struct nt_have *sent)
-{
-	const struct nt_msg	*m;
-	struct nt_have		 stopped = { NULL, 0 };
-	size_t			 i, n = 0;
-
-	have_copy(sent, want);
-	/* The usual case, a peer that lacks nothing: no scan of the store. */
-	if (!lacks_any(want))
-		return (0);
-	for (i = store_next_missing(M.store, want, 0);
-	    i < store_count(M.store);
-	    i = store_next_missing(M.store, want, i + 1)) {
-		m = store_at(M.store, i);
-		if (have_get(&stopped, m->origin) ||
-		    m->seq != have_get(sent, m->origin) + 1 || pending_has(m)) {
-			have_set(&stopped, m->origin, 1);
-			continue;
-		}
-		send_msg_frame(&M.peer, CH_REPLICATE, 0, 0, peer, m);
-		have_set(sent, m->origin, m->seq);
-		n++;
-	}
-	have_clear(&stopped);
-	return (n);
-}
-
-/* A peer told our peer worker what it holds: send it what it lacks. */
 void
 on_sync_request(const msgpack_object *o)
 {
 	struct peer_state	*ps;
-	struct nt_have		 have, want = { NULL, 0 }, sent = { NULL, 0 };
+	struct nt_have		 have, want = { NULL, 0 };
 	char			*peer;
-	size_t			 n;
+	uint64_t		 link, n = 0;
 
 	peer = frame_get_str(o, "peer");
-	if (peer == NULL || frame_get_have(o, "have", &have) == -1) {
+	if (peer == NULL || frame_get_u64(o, "link", &link) == -1 ||
+	    frame_get_have(o, "have", &have) == -1) {
+		log_warnx("bad CH_SYNC_REQ frame from the peer worker");
 		free(peer);
 		return;
 	}
-	ps = peer_state(peer);
-	catchup_base(ps, &have, &want);
-	n = catchup_send(peer, &want, &sent);
-	if (ps != NULL) {
+	if ((ps = peer_state(peer)) != NULL) {
+		if (stream_catchup_active(peer))
+			stream_catchup_skip(peer, &have);
+		else {
+			catchup_base(ps, &have, &want);
+			if (lacks_any(&want))
+				n = stream_catchup(peer, link, &want);
+		}
 		have_copy(&ps->view.have, &have);
 		ps->view.have_known = 1;
 		ps->view.last_sync_ms = now_ms();
-		have_copy(&ps->sent, &sent);
 	}
 	M.stats.replicated_out += n;
 	if (n > 0)
-		log_info("Catch-up: sending %zu messages to %s", n, peer);
+		log_info("Catch-up: sending %llu messages to %s",
+		    (unsigned long long)n, peer);
 	have_clear(&have);
 	have_clear(&want);
-	have_clear(&sent);
 	free(peer);
 	recovery_check();
+}
+
+/* A peer's catch-up ended: the link carried it everything up to sent. */
+void
+catchup_done(const char *peer, const struct nt_have *sent)
+{
+	struct peer_state	*ps;
+
+	if ((ps = peer_state(peer)) != NULL)
+		have_copy(&ps->sent, sent);
+}
+
+/*
+ * A new message of ours, durable now, to every peer: live to those whose
+ * catch-up is done, while a running catch-up sends it in its turn.
+ */
+void
+replicate_live(const struct nt_msg *m)
+{
+	struct chan_frame	 f;
+	const char		**except;
+	size_t			 n, i;
+
+	if (M.peer.ch == NULL || !M.peer.hello)
+		return;
+	except = xcalloc(M.npeers + 1, sizeof(*except));
+	n = stream_catchup_peers(except, M.npeers);
+	frame_begin(&f, CH_REPLICATE, n > 0 ? 3 : 2);
+	frame_str(&f, "peer", "");
+	frame_msg(&f, "msg", m);
+	if (n > 0)
+		frame_strv(&f, "except", except, n);
+	chan_send(M.peer.ch, &f);
+	/* What went live need not go again in the next catch-up. */
+	for (i = 0; i < M.npeers; i++)
+		if (M.peers[i].view.up &&
+		    !stream_catchup_active(M.peers[i].view.id) &&
+		    have_get(&M.peers[i].sent, m->origin) + 1 == m->seq)
+			have_set(&M.peers[i].sent, m->origin, m->seq);
+	free(except);
 }
 
 void
@@ -405,9 +420,12 @@ on_link(const msgpack_object *o)
 	if (frame_get_bool(o, "up", &up) == 0 && (ps = peer_state(peer)) !=
 	    NULL) {
 		ps->view.up = up;
+		frame_get_u64(o, "link", &ps->link);
 		/* What a broken link carried may not have arrived. */
-		if (!up)
+		if (!up) {
+			stream_drop_peer(peer);
 			have_clear(&ps->sent);
+		}
 	}
 	free(peer);
 }

@@ -29,14 +29,17 @@
 #define FNV_PRIME	1099511628211ULL
 
 /*
- * One origin's messages, by seq: byseq[seq - 1].  parked[] holds, by seq,
- * messages beyond a gap.
+ * One origin's messages, by seq: byseq[seq - 1].  The first nrel of them
+ * may be served (store_release()); the rest wait for their sync.  parked[]
+ * holds, by seq, messages beyond a gap.
  */
 struct store_origin {
 	char		  name[NT_ORIGIN_MAX + 1];
 	struct nt_msg	**byseq;	/* borrowed from msgs[] */
 	size_t		  n;
+	size_t		  nrel;
 	size_t		  cap;
+	int		  local;	/* origin_is_local_only() */
 	struct nt_msg	**parked;	/* owned */
 	size_t		  nparked;
 };
@@ -106,6 +109,8 @@ store_open(const char *data_dir, enum fsync_policy fsync, char **cause)
 	s->replaying = 0;
 	store_sort(s);
 	for (i = 0; i < s->norigins; i++) {
+		/* What the log held at open is durable: readers may see it. */
+		s->origins[i].nrel = s->origins[i].n;
 		if (s->origins[i].nparked > 0)
 			log_warnx("%s: %zu messages of %s after a gap at "
 			    "%s-%llu are kept aside until the gap is filled",
@@ -294,6 +299,7 @@ store_origin_add(struct store *s, const char *origin)
 	o = &s->origins[s->norigins++];
 	memset(o, 0, sizeof(*o));
 	snprintf(o->name, sizeof(o->name), "%s", origin);
+	o->local = origin_is_local_only(origin);
 	return (o);
 }
 
@@ -560,19 +566,132 @@ store_lookup_client_id(const struct store *s, const char *origin,
 	return (*cid_slot(s->cidtab, s->cidcap, origin, client_id));
 }
 
-size_t
-store_next_missing(const struct store *s, const struct nt_have *have,
-    size_t start)
+/*
+ * Cursors: a position per origin (how many of its messages lie behind the
+ * cursor).  Each origin's messages sort by seq in the cluster order too
+ * (an origin gives each message a clock above its last one), so the next
+ * message in the cluster order is the least of the origins' next ones: a
+ * merge of a handful of arrays.  A message stored later behind the cursor
+ * (a late one with a small clock) is simply the next one then.
+ */
+void
+store_cursor_init(struct store_cursor *c, const struct nt_have *from,
+    int flags)
 {
-	const struct nt_msg	*m;
-	size_t			 i;
+	memset(c, 0, sizeof(*c));
+	if (from != NULL)
+		have_copy(&c->from, from);
+	c->flags = flags;
+}
 
-	for (i = start; i < s->nmsgs; i++) {
-		m = s->msgs[i];
-		if (origin_is_local_only(m->origin))
+void
+store_cursor_clear(struct store_cursor *c)
+{
+	free(c->pos);
+	have_clear(&c->from);
+	memset(c, 0, sizeof(*c));
+}
+
+/* A position for every origin the store knows, new ones from c->from. */
+static void
+cursor_extend(const struct store *s, struct store_cursor *c)
+{
+	size_t	 i;
+
+	if (c->npos == s->norigins)
+		return;
+	c->pos = xreallocarray(c->pos, s->norigins, sizeof(*c->pos));
+	for (i = c->npos; i < s->norigins; i++)
+		c->pos[i] = have_get(&c->from, s->origins[i].name);
+	c->npos = s->norigins;
+}
+
+static int
+cursor_skips(const struct store_cursor *c, const struct store_origin *o)
+{
+	return ((c->flags & CURSOR_NO_LOCAL) && o->local);
+}
+
+const struct nt_msg *
+store_cursor_next(struct store *s, struct store_cursor *c)
+{
+	const struct store_origin	*o;
+	const struct nt_msg		*m, *best = NULL;
+	size_t				 i, bi = 0;
+
+	cursor_extend(s, c);
+	for (i = 0; i < s->norigins; i++) {
+		o = &s->origins[i];
+		if (c->pos[i] >= o->nrel || cursor_skips(c, o))
 			continue;
-		if (have == NULL || m->seq > have_get(have, m->origin))
-			return (i);
+		m = o->byseq[c->pos[i]];
+		if (best == NULL || msg_cmp_order(m, best) < 0) {
+			best = m;
+			bi = i;
+		}
 	}
-	return (s->nmsgs);
+	if (best != NULL)
+		c->pos[bi]++;
+	return (best);
+}
+
+/* The reader holds `have` already: skip what it names. */
+void
+store_cursor_skip(const struct store *s, struct store_cursor *c,
+    const struct nt_have *have)
+{
+	size_t		 i;
+	uint64_t	 seq;
+
+	cursor_extend(s, c);
+	for (i = 0; i < have->n; i++)
+		if (have->v[i].seq > have_get(&c->from, have->v[i].origin))
+			have_set(&c->from, have->v[i].origin, have->v[i].seq);
+	for (i = 0; i < s->norigins; i++) {
+		seq = have_get(have, s->origins[i].name);
+		if (seq > c->pos[i])
+			c->pos[i] = seq;
+	}
+}
+
+/* Where the cursor is, as a have vector (what lies behind it). */
+void
+store_cursor_have(const struct store *s, struct store_cursor *c,
+    struct nt_have *out)
+{
+	size_t	 i;
+
+	cursor_extend(s, c);
+	have_copy(out, &c->from);
+	for (i = 0; i < s->norigins; i++)
+		if (c->pos[i] > 0)
+			have_set(out, s->origins[i].name, c->pos[i]);
+}
+
+/* How many messages that may be served lie ahead of the cursor. */
+uint64_t
+store_cursor_left(const struct store *s, struct store_cursor *c)
+{
+	uint64_t	 n = 0;
+	size_t		 i;
+
+	cursor_extend(s, c);
+	for (i = 0; i < s->norigins; i++)
+		if (s->origins[i].nrel > c->pos[i] &&
+		    !cursor_skips(c, &s->origins[i]))
+			n += s->origins[i].nrel - c->pos[i];
+	return (n);
+}
+
+void
+store_release(struct store *s, const char *origin, uint64_t seq)
+{
+	struct store_origin	*o;
+
+	if ((o = store_origin_get(s, origin)) == NULL)
+		return;
+	if (seq > o->n)
+		seq = o->n;
+	if (seq > o->nrel)
+		o->nrel = seq;
 }

@@ -47,18 +47,48 @@ const struct nt_msg *store_lookup(const struct store *, const char *origin,
 const struct nt_msg *store_lookup_client_id(const struct store *,
 		    const char *origin, const char *client_id);
 /*
- * Index of the first message at or after start (in cluster order) that a
- * node holding `have` lacks; store_count() when there is none.  Messages of
- * local-only origins ("A/seed") are never offered.
- */
-size_t		 store_next_missing(const struct store *, const struct nt_have *,
-		    size_t start);
-/*
  * How many messages of origin the log holds beyond a gap (a damaged
  * record before them): kept aside, and taken in once a peer fills the
  * gap (store_append() of the missing one).
  */
 size_t		 store_parked(const struct store *, const char *origin);
+/*
+ * A message is stored (store_append) before it is durable; the caller says
+ * when a reader may see it: store_release(origin, seq) lets readers see
+ * that origin's messages up to seq.  What the log held at open is released.
+ */
+void		 store_release(struct store *, const char *origin, uint64_t);
+
+/*
+ * A cursor walks the released messages in cluster order, from a have
+ * vector on (what the reader holds already: skipped).  It is a position
+ * per origin, not an index, so messages stored meanwhile never shift it:
+ * one that sorts behind it (a late message with a small clock) is simply
+ * the next one it returns.  The caller owns the cursor; the store may
+ * change between calls.
+ */
+struct store_cursor {
+	uint64_t	*pos;		/* per origin: messages behind */
+	size_t		 npos;
+	struct nt_have	 from;		/* where origins not seen yet start */
+	int		 flags;
+};
+#define CURSOR_NO_LOCAL	0x1		/* skip local-only origins ("A/seed") */
+
+void		 store_cursor_init(struct store_cursor *,
+		    const struct nt_have *from, int flags);
+void		 store_cursor_clear(struct store_cursor *);
+/* The next message, or NULL at the end.  Valid until the store changes. */
+const struct nt_msg *store_cursor_next(struct store *, struct store_cursor *);
+/* The reader got what `have` names elsewhere: skip it. */
+void		 store_cursor_skip(const struct store *, struct store_cursor *,
+		    const struct nt_have *have);
+/* Where the cursor is, as a have vector (out is replaced). */
+void		 store_cursor_have(const struct store *, struct store_cursor *,
+		    struct nt_have *out);
+/* How many released messages lie ahead. */
+uint64_t	 store_cursor_left(const struct store *, struct store_cursor *);
+
 const char	*store_path(const struct store *);
 int		 store_was_cut(const struct store *);
 off_t		 store_log_size(const struct store *);

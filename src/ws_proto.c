@@ -834,6 +834,9 @@ conn_write_cb(struct bufferevent *bev __unused, void *arg)
 		conn_flush(c);
 		conn_check(c);
 	}
+	if (!c->done && !c->freed && !c->closing && c->cbs.on_drain != NULL &&
+	    ws_conn_pending(c) == 0)
+		c->cbs.on_drain(c, c->arg);
 	conn_leave(c);
 }
 

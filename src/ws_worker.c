@@ -39,6 +39,12 @@
  * message cannot stall replication from it for good.
  */
 #define PEER_MAX_FRAME		(16 * 1024 * 1024)
+/*
+ * A client's history comes in chunks (stream.c); the next is asked for
+ * once less than this waits to be sent to it, so that a client that does
+ * not read holds a chunk or two here and nothing more.
+ */
+#define HISTORY_LOW		(32 * 1024)
 
 enum conn_kind {
 	CONN_HTTP,		/* reading a request head */
@@ -52,6 +58,8 @@ struct conn {
 	struct bufferevent	*bev;		/* while HTTP */
 	struct ws_conn		*ws;		/* once upgraded */
 	int			 joined;	/* gets pushed messages */
+	int			 streaming;	/* its history is coming */
+	int			 want_more;	/* ... next chunk once drained */
 	int			 closing;	/* close sent: send nothing */
 	int			 waiting;	/* for the master's /status */
 	int			 keep;		/* keep-alive after it */
@@ -171,9 +179,24 @@ quit_check(void)
 		event_base_loopbreak(W.base);
 }
 
+/* The master sends the next chunk of c's history, or stops. */
+static void
+history_more(struct conn *c, int stop)
+{
+	struct chan_frame	 f;
+
+	c->want_more = 0;
+	frame_begin(&f, CH_HISTORY_MORE, 2);
+	frame_u64(&f, "conn", c->id);
+	frame_bool(&f, "stop", stop);
+	chan_send(W.ch, &f);
+}
+
 static void
 conn_free(struct conn *c)
 {
+	if (c->streaming)
+		history_more(c, 1);
 	TAILQ_REMOVE(&W.conns, c, entry);
 	W.nconns--;
 	if (c->ws != NULL)
@@ -273,7 +296,7 @@ joined_clients(void)
 	size_t		 n = 0;
 
 	TAILQ_FOREACH(c, &W.conns, entry)
-		n += c->joined;
+		n += c->joined || c->streaming;
 	return (n);
 }
 
@@ -282,6 +305,12 @@ on_join(struct conn *c, struct wire_in *w)
 {
 	struct chan_frame	 f;
 
+	/* One history at a time: a client cannot make us queue many. */
+	if (c->streaming) {
+		send_error(c, "busy", "a join is still sending its history on "
+		    "this connection");
+		return;
+	}
 	/* max_clients counts joined clients; peers never join. */
 	if (!c->joined && joined_clients() >= (size_t)W.conf->max_clients) {
 		send_error(c, "too_many_clients", "max_clients reached; try "
@@ -289,6 +318,9 @@ on_join(struct conn *c, struct wire_in *w)
 		conn_close(c, 1013, "try again later");
 		return;
 	}
+	/* Pushes wait for the end of the history, which carries them. */
+	c->joined = 0;
+	c->streaming = 1;
 	frame_begin(&f, CH_JOIN, w->has_since ? 2 : 1);
 	frame_u64(&f, "conn", c->id);
 	if (w->has_since)
@@ -383,7 +415,17 @@ on_close(struct ws_conn *ws, int code, void *arg)
 	conn_free(c);
 }
 
-static const struct ws_conn_cbs conn_cbs = { on_text, on_close };
+/* Its output drained: the next chunk of history, if one is wanted. */
+static void
+on_drain(struct ws_conn *ws, void *arg)
+{
+	struct conn	*c = arg;
+
+	if (c->want_more && c->streaming && !c->closing)
+		history_more(c, 0);
+}
+
+static const struct ws_conn_cbs conn_cbs = { on_text, on_close, on_drain };
 
 /* HTTP. */
 
@@ -690,16 +732,43 @@ on_push(const msgpack_object *o)
 }
 
 static void
-on_msg_for_conn(int type, const msgpack_object *o)
+on_ack(const msgpack_object *o)
 {
 	struct conn	*c;
 	struct nt_msg	 m;
 
 	if (frame_get_msg(o, "msg", &m) == -1)
-		fatalx("bad frame %d from the master", type);
+		fatalx("bad CH_ACK frame from the master");
 	if ((c = frame_conn(o)) != NULL)
-		conn_send(c, type == CH_ACK ? wire_ack(&m) : wire_chat(&m, 0));
+		conn_send(c, wire_ack(&m));
 	msg_clear(&m);
+}
+
+/* A chunk of a client's history; then ask for the next when it drained. */
+static void
+on_history(const msgpack_object *o)
+{
+	const msgpack_object	*a;
+	struct conn		*c;
+	struct nt_msg		 m;
+	uint32_t		 i;
+
+	if ((a = frame_get_array(o, "msgs")) == NULL)
+		fatalx("bad CH_HISTORY frame from the master");
+	if ((c = frame_conn(o)) == NULL || !c->streaming)
+		return;		/* gone: the master heard "stop" */
+	for (i = 0; i < a->via.array.size; i++) {
+		if (msg_unpack(&a->via.array.ptr[i], &m) == -1)
+			fatalx("bad message in CH_HISTORY from the master");
+		conn_send(c, wire_chat(&m, 0));
+		msg_clear(&m);
+	}
+	if (c->closing || c->ws == NULL)
+		return;		/* conn_free() stops the stream */
+	if (ws_conn_pending(c->ws) < HISTORY_LOW)
+		history_more(c, 0);
+	else
+		c->want_more = 1;
 }
 
 static void
@@ -713,6 +782,8 @@ on_joined(const msgpack_object *o)
 		return;
 	frame_get_u64(o, "count", &count);
 	frame_get_bool(o, "recovered", &recovered);
+	c->streaming = 0;
+	c->want_more = 0;
 	c->joined = 1;
 	conn_send(c, wire_joined(W.conf->node_id, count, recovered));
 }
@@ -834,8 +905,10 @@ ws_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 		return;
 	switch (type) {
 	case CH_ACK:
+		on_ack(o);
+		break;
 	case CH_HISTORY:
-		on_msg_for_conn(type, o);
+		on_history(o);
 		break;
 	case CH_JOINED:
 		on_joined(o);

@@ -404,36 +404,93 @@ test_lookup_client_id(void **state)
 	store_close(s);
 }
 
-static void
-test_next_missing(void **state)
+/* "A-1 B-1": what a cursor returns from here to its end. */
+static const char *
+walk(struct store *s, struct store_cursor *c)
 {
-	struct fixture	*f = *state;
-	struct store	*s;
-	struct nt_have	 h = { NULL, 0 };
+	static char		 buf[4096];
+	const struct nt_msg	*m;
+	char			 id[64];
+	size_t			 used = 0;
+
+	buf[0] = '\0';
+	while ((m = store_cursor_next(s, c)) != NULL && used < sizeof(buf)) {
+		msg_idstr(m, id, sizeof(id));
+		used += snprintf(buf + used, sizeof(buf) - used, "%s%s",
+		    used > 0 ? " " : "", id);
+	}
+	return (buf);
+}
+
+static void
+release_all(struct store *s)
+{
+	const struct nt_have	*h = store_have(s);
+	size_t			 i;
+
+	for (i = 0; i < h->n; i++)
+		store_release(s, h->v[i].origin, h->v[i].seq);
+}
+
+/* Cursors: cluster order, from a have vector on, released messages only. */
+static void
+test_cursor(void **state)
+{
+	struct fixture		*f = *state;
+	struct store		*s;
+	struct store_cursor	 c;
+	struct nt_have		 h = { NULL, 0 };
 
 	s = open_ok(f->data);
-	assert_int_equal(store_next_missing(s, &h, 0), 0);
 	assert_int_equal(add(s, "A", 1, 1, NULL), 1);
 	assert_int_equal(add(s, "B", 1, 2, NULL), 1);
 	assert_int_equal(add(s, "A/seed", 1, 3, NULL), 1);
 	assert_int_equal(add(s, "A", 2, 4, NULL), 1);
 	assert_int_equal(add(s, "C", 1, 5, NULL), 1);
-	assert_string_equal(ids(s), "A-1 B-1 A/seed-1 A-2 C-1");
 
-	assert_int_equal(store_next_missing(s, &h, 0), 0);
+	/* Nothing is served before it is released (made durable). */
+	store_cursor_init(&c, NULL, 0);
+	assert_string_equal(walk(s, &c), "");
+	store_release(s, "A", 1);
+	assert_string_equal(walk(s, &c), "A-1");
+	release_all(s);
+	assert_string_equal(walk(s, &c), "B-1 A/seed-1 A-2 C-1");
+	store_cursor_clear(&c);
+
+	/* From a have vector; local-only origins left out for peers. */
 	have_set(&h, "A", 1);
-	assert_int_equal(store_next_missing(s, &h, 0), 1);
-	/* A/seed-1 is never offered, even to a node that lacks it. */
-	assert_int_equal(store_next_missing(s, &h, 2), 3);
-	assert_int_equal(store_next_missing(s, &h, 4), 4);
-	assert_int_equal(store_next_missing(s, &h, 5), 5);
-	assert_int_equal(store_next_missing(s, &h, 99), 5);
+	store_cursor_init(&c, &h, CURSOR_NO_LOCAL);
+	assert_int_equal(store_cursor_left(s, &c), 3);
+	assert_string_equal(walk(s, &c), "B-1 A-2 C-1");
+	assert_int_equal(store_cursor_left(s, &c), 0);
+	store_cursor_clear(&c);
 
-	have_set(&h, "A", 2);
-	have_set(&h, "B", 1);
-	assert_int_equal(store_next_missing(s, &h, 0), 4);
-	have_set(&h, "C", 1);
-	assert_int_equal(store_next_missing(s, &h, 0), 5);
+	/* A late message that sorts behind the cursor is its next one. */
+	store_cursor_init(&c, NULL, 0);
+	assert_non_null(store_cursor_next(s, &c));	/* */
+	assert_non_null(store_cursor_next(s, &c));	/* B-1 */
+	assert_non_null(store_cursor_next(s, &c));	/* A/seed-1 */
+	assert_int_equal(add(s, "B", 2, 3, NULL), 1);
+	assert_int_equal(add(s, "A", 3, 6, NULL), 1);
+	store_release(s, "B", 2);
+	assert_string_equal(walk(s, &c), "B-2 A-2 C-1");
+	/* A-3 comes once released; the cursor waited for it. */
+	store_release(s, "A", 3);
+	assert_string_equal(walk(s, &c), "A-3");
+
+	/* An origin it has not seen starts from its have vector. */
+	have_clear(&h);
+	have_set(&h, "D", 1);
+	store_cursor_skip(s, &c, &h);
+	assert_int_equal(add(s, "D", 1, 7, NULL), 1);
+	assert_int_equal(add(s, "D", 2, 8, NULL), 1);
+	release_all(s);
+	assert_string_equal(walk(s, &c), "D-2");
+	store_cursor_have(s, &c, &h);
+	assert_int_equal(have_get(&h, "A"), 3);
+	assert_int_equal(have_get(&h, "D"), 2);
+	assert_int_equal(have_get(&h, "A/seed"), 1);
+	store_cursor_clear(&c);
 	have_clear(&h);
 	store_close(s);
 }
@@ -1108,7 +1165,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lookup_client_id, setup,
 		    teardown),
-		cmocka_unit_test_setup_teardown(test_next_missing, setup,
+		cmocka_unit_test_setup_teardown(test_cursor, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_persistence, setup,
 		    teardown),
