@@ -20,6 +20,8 @@ for id in A B C; do
 done
 wait_peers
 
+acked_some() { [ "$(acked_n "$1")" -gt 0 ]; }
+
 # crash_round R VICTIM: one round, streams into every node.
 crash_round() {
 	local r=$1 v=$2 id others=() stop="$T/stop.$1" once n0 n1 t0 mark
@@ -36,9 +38,8 @@ crash_round() {
 	lg_bg "$v" "r$r${v}once" --stop-file "$stop" --timeout 40
 	once=$LG_PID
 	lg_bg "$v" "r$r${v}retry" --stop-file "$stop" --timeout 40 --reconnect
-	sleep 1.5
 	check "round $r: $v acknowledged messages before the crash" \
-	    test "$(acked_n "r$r${v}once")" -gt 0
+	    wait_until 10 acked_some "r$r${v}once"
 	kill9_node "$v"
 	check "round $r: the loadgen on $v ends by itself when $v dies, exit 0" \
 	    lg_wait 10 "$once"
