@@ -34,6 +34,10 @@ struct chan {
 	int			 busy;		/* inside a callback */
 	int			 freed;		/* chan_free() while busy */
 	int			 lost;		/* lost_cb already called */
+	void			(*drain_cb)(struct chan *, void *);
+	size_t			 backlog_max;	/* 0: no cap */
+	int			 stalled;	/* the cap was reached */
+	struct event		*ev_stall;	/* reports it from the loop */
 };
 
 static void	chan_read(struct bufferevent *, void *);
@@ -45,6 +49,8 @@ static size_t	item_head(const unsigned char *, size_t, uint64_t *,
 		    uint64_t *);
 static int	chan_dispatch(struct chan *, const msgpack_object *);
 static void	chan_send_hello(struct chan *);
+static void	chan_write(struct bufferevent *, void *);
+static void	chan_stall_cb(evutil_socket_t, short, void *);
 
 struct chan *
 chan_new(struct event_base *base, int fd, const char *name,
@@ -63,6 +69,9 @@ chan_new(struct event_base *base, int fd, const char *name,
 		fatalx("bufferevent_socket_new");
 	bufferevent_setcb(ch->bev, chan_read, NULL, chan_event, ch);
 	bufferevent_enable(ch->bev, EV_READ | EV_WRITE);
+	ch->ev_stall = event_new(base, -1, 0, chan_stall_cb, ch);
+	if (ch->ev_stall == NULL)
+		fatalx("event_new");
 	chan_send_hello(ch);
 	return (ch);
 }
@@ -83,6 +92,7 @@ chan_free(struct chan *ch)
 static void
 chan_destroy(struct chan *ch)
 {
+	event_free(ch->ev_stall);
 	bufferevent_free(ch->bev);
 	msgpack_unpacked_destroy(&ch->up);
 	free(ch->name);
@@ -98,11 +108,72 @@ chan_send(struct chan *ch, struct chan_frame *f)
 		log_warnx("%s: frame of %zu bytes over the cap; not sent",
 		    ch->name, f->sb.size);
 		rv = -1;
-	} else if (ch->lost ||
-	    bufferevent_write(ch->bev, f->sb.data, f->sb.size) != 0)
+	} else if (ch->lost || ch->stalled)
+		rv = -1;
+	else if (ch->backlog_max > 0 &&
+	    chan_pending(ch) + f->sb.size > ch->backlog_max) {
+		/* Not from here: our caller may still use the channel. */
+		ch->stalled = 1;
+		event_active(ch->ev_stall, EV_TIMEOUT, 1);
+		rv = -1;
+	} else if (bufferevent_write(ch->bev, f->sb.data, f->sb.size) != 0)
 		rv = -1;
 	frame_release(f);
 	return (rv);
+}
+
+size_t
+chan_pending(const struct chan *ch)
+{
+	return (evbuffer_get_length(bufferevent_get_output(ch->bev)));
+}
+
+void
+chan_set_drain(struct chan *ch, size_t low, void (*cb)(struct chan *, void *))
+{
+	ch->drain_cb = cb;
+	bufferevent_setwatermark(ch->bev, EV_WRITE, cb != NULL ? low : 0, 0);
+	bufferevent_setcb(ch->bev, chan_read, cb != NULL ? chan_write : NULL,
+	    chan_event, ch);
+}
+
+void
+chan_set_backlog(struct chan *ch, size_t max)
+{
+	ch->backlog_max = max;
+}
+
+int
+chan_stalled(const struct chan *ch)
+{
+	return (ch->stalled);
+}
+
+static void
+chan_write(struct bufferevent *bev, void *arg)
+{
+	struct chan	*ch = arg;
+
+	int		 busy = ch->busy;
+
+	if (ch->lost || ch->freed || ch->drain_cb == NULL)
+		return;
+	ch->busy = 1;
+	ch->drain_cb(ch, ch->arg);
+	ch->busy = busy;
+	if (!busy && ch->freed)
+		chan_destroy(ch);
+}
+
+static void
+chan_stall_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct chan	*ch = arg;
+	char		 why[128];
+
+	snprintf(why, sizeof(why), "it stopped reading (%zu bytes waiting)",
+	    chan_pending(ch));
+	chan_lose(ch, why);
 }
 
 static void
@@ -396,6 +467,38 @@ frame_strv(struct chan_frame *f, const char *key, const char **v, size_t n)
 		pack_cstr(&f->pk, v[i]);
 }
 
+/* A frame field holding every message of a batch, as an array. */
+void
+frame_batch(struct chan_frame *f, const char *key, const struct chan_batch *b)
+{
+	pack_cstr(&f->pk, key);
+	msgpack_pack_array(&f->pk, b->n);
+	if (b->sb.size > 0)
+		msgpack_sbuffer_write(&f->sb, b->sb.data, b->sb.size);
+}
+
+void
+batch_init(struct chan_batch *b)
+{
+	msgpack_sbuffer_init(&b->sb);
+	msgpack_packer_init(&b->pk, &b->sb, msgpack_sbuffer_write);
+	b->n = 0;
+}
+
+void
+batch_add(struct chan_batch *b, const struct nt_msg *m)
+{
+	msg_pack(&b->pk, m);
+	b->n++;
+}
+
+void
+batch_clear(struct chan_batch *b)
+{
+	msgpack_sbuffer_destroy(&b->sb);
+	b->n = 0;
+}
+
 /* msgpack form of a message: also the payload of a log record. */
 void
 msg_pack(msgpack_packer *pk, const struct nt_msg *m)
@@ -534,6 +637,17 @@ frame_get_msg(const msgpack_object *map, const char *key, struct nt_msg *m)
 	if ((o = frame_get(map, key)) == NULL)
 		return (-1);
 	return (msg_unpack(o, m));
+}
+
+const msgpack_object *
+frame_get_array(const msgpack_object *map, const char *key)
+{
+	const msgpack_object	*o;
+
+	if ((o = frame_get(map, key)) == NULL ||
+	    o->type != MSGPACK_OBJECT_ARRAY)
+		return (NULL);
+	return (o);
 }
 
 int

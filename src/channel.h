@@ -19,7 +19,7 @@
 
 #include "nodetalk.h"
 
-#define CHAN_VERSION	1
+#define CHAN_VERSION	2
 #define CHAN_MAX_FRAME	(1024 * 1024)
 
 enum chan_type {
@@ -45,8 +45,9 @@ enum chan_type {
 				   after (highest lamport the client saw) */
 	CH_ACK = 201,		/* m->ws: conn, msg (the stored one) */
 	CH_JOIN = 202,		/* ws->m: conn, since{} */
-	CH_HISTORY = 203,	/* m->ws: conn, msg */
-	CH_JOINED = 204,	/* m->ws: conn, count, recovered */
+	CH_HISTORY = 203,	/* m->ws: conn, msgs[]: a chunk of history */
+	CH_JOINED = 204,	/* m->ws: conn, count, recovered: the last
+				   chunk went out; the conn gets pushes */
 	CH_PUSH = 205,		/* m->ws: msg, newly stored, for joined clients */
 	CH_PEER_HELLO = 206,	/* ws->m: conn, peer */
 	CH_PEER_CHAT = 207,	/* ws->m: conn, peer, msg */
@@ -56,11 +57,21 @@ enum chan_type {
 				   m->ws: req, body */
 	CH_CHAT_FAIL = 211,	/* m->ws: conn, code, message */
 	CH_CLIENTS = 212,	/* ws->m: n (joined clients, for status) */
+	CH_HISTORY_MORE = 213,	/* ws->m: conn, stop: the conn drained its
+				   output: the next chunk (stop: it is gone) */
 
 	/* 3xx: peer worker <-> master */
-	CH_REPLICATE = 300,	/* m->peer: peer ("" = every peer), msg */
-	CH_SYNC_REQ = 301,	/* peer->m: peer, have{} */
-	CH_LINK = 302		/* peer->m: peer, up */
+	CH_REPLICATE = 300,	/* m->peer: peer ("" = every peer but those
+				   in except[]), msg: a new message of ours */
+	CH_SYNC_REQ = 301,	/* peer->m: peer, link, have{} */
+	CH_LINK = 302,		/* peer->m: peer, up, link (a number per
+				   connection made) */
+	CH_DIAL = 303,		/* m->peer: peer: it just dialled us, so dial
+				   it now rather than after the backoff */
+	CH_CATCHUP = 304,	/* m->peer: peer, link, msgs[]: a chunk of
+				   what the peer lacks, for that link only */
+	CH_CATCHUP_MORE = 305	/* peer->m: peer, link: the link drained its
+				   output: the next chunk */
 };
 
 struct chan;
@@ -83,11 +94,33 @@ struct chan_frame {
 	msgpack_packer	 pk;
 };
 
+/* A batch of messages for one frame (history and catch-up chunks). */
+struct chan_batch {
+	msgpack_sbuffer	 sb;
+	msgpack_packer	 pk;
+	size_t		 n;
+};
+
 struct chan	*chan_new(struct event_base *, int fd, const char *name,
 		    chan_frame_cb, chan_lost_cb, void *arg);
 void		 chan_free(struct chan *);
 /* Send and release f.  Never blocks; output is buffered.  0 or -1. */
 int		 chan_send(struct chan *, struct chan_frame *f);
+/* Bytes waiting to be sent. */
+size_t		 chan_pending(const struct chan *);
+/*
+ * Once the output that waits falls to `low` bytes or fewer, call cb (again
+ * each time it does).  NULL stops it.
+ */
+void		 chan_set_drain(struct chan *, size_t low,
+		    void (*cb)(struct chan *, void *));
+/*
+ * A peer that lets more than max bytes pile up has stopped reading: the
+ * frame that would cross max is dropped and lost_cb runs (from the loop,
+ * not from chan_send) with a reason that chan_stalled() recognises.
+ */
+void		 chan_set_backlog(struct chan *, size_t max);
+int		 chan_stalled(const struct chan *);
 
 void		 frame_begin(struct chan_frame *, enum chan_type, size_t nfields);
 void		 frame_release(struct chan_frame *);
@@ -101,6 +134,12 @@ void		 frame_have(struct chan_frame *, const char *key,
 		    const struct nt_have *);
 void		 frame_strv(struct chan_frame *, const char *key,
 		    const char **, size_t);
+void		 frame_batch(struct chan_frame *, const char *key,
+		    const struct chan_batch *);
+
+void		 batch_init(struct chan_batch *);
+void		 batch_add(struct chan_batch *, const struct nt_msg *);
+void		 batch_clear(struct chan_batch *);
 
 /* Decoding helpers: NULL / -1 when the key is missing or of another type. */
 const msgpack_object *frame_get(const msgpack_object *, const char *key);
@@ -113,6 +152,8 @@ int		 frame_get_msg(const msgpack_object *, const char *,
 		    struct nt_msg *);
 int		 frame_get_have(const msgpack_object *, const char *,
 		    struct nt_have *);
+/* The array under key (msgs[] of a chunk), or NULL. */
+const msgpack_object *frame_get_array(const msgpack_object *, const char *);
 
 /* msgpack form of a message, shared with the store's log records. */
 void		 msg_pack(msgpack_packer *, const struct nt_msg *);

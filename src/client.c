@@ -800,7 +800,7 @@ on_fail(const char *reason, void *arg)
 	fail(c, "cannot connect to %s:%d: %s", c->host, c->port, reason);
 }
 
-static const struct ws_conn_cbs conn_cbs = { on_text, on_close };
+static const struct ws_conn_cbs conn_cbs = { on_text, on_close, NULL };
 
 static void
 dial_start(struct client *c)

@@ -4,7 +4,7 @@
  * under a local-only identity.  Nobody hears of a message before it is
  * durable: appends collect in a pending list that one sync releases
  * (group commit), acknowledging, pushing to clients and replicating.
- * Joins are answered here too, from the store in cluster order.
+ * Joins are taken here too; their history goes out as a stream.
  */
 #include <sys/types.h>
 
@@ -19,6 +19,11 @@
 #include "status.h"
 #include "store.h"
 #include "master.h"
+
+#define HOLD_MS		5000	/* a chat waits this long for recovery */
+#define HOLD_MAX	4096	/* chats held at most */
+#define RECOVERING_TEXT	"this node may have lost messages of its own and " \
+	"waits to hear what its peers hold; retry shortly"
 
 void
 send_msg_frame(struct worker *w, enum chan_type type, int with_conn,
@@ -70,16 +75,20 @@ pending_add(const struct nt_msg *m, int ack, uint64_t conn, int fresh,
 	commit_schedule();
 }
 
-int
-pending_has(const struct nt_msg *m)
+/*
+ * Messages the log held beyond a gap that m filled took their places in
+ * the store: like m, they are pushed once the sync is done.
+ */
+void
+pending_unparked(const struct nt_msg *m)
 {
-	size_t	 i;
+	const struct nt_msg	*u;
+	uint64_t		 seq, have;
 
-	for (i = 0; i < M.npend; i++)
-		if (M.pend[i].fresh && M.pend[i].seq == m->seq &&
-		    strcmp(M.pend[i].origin, m->origin) == 0)
-			return (1);
-	return (0);
+	have = have_get(store_have(M.store), m->origin);
+	for (seq = m->seq + 1; seq <= have; seq++)
+		if ((u = store_lookup(M.store, m->origin, seq)) != NULL)
+			pending_add(u, 0, 0, 1, 0);
 }
 
 static void
@@ -143,13 +152,12 @@ clock_spent(void)
  * reaches 2^53 (NT_LAMPORT_MAX): 0 once it is spent.
  */
 static uint64_t
-client_lamport(const msgpack_object *o)
+client_lamport(uint64_t after)
 {
-	uint64_t	 after = 0, clock = store_lamport(M.store);
+	uint64_t	 clock = store_lamport(M.store);
 
 	if (clock >= NT_LAMPORT_MAX)
 		return (0);
-	frame_get_u64(o, "after", &after);
 	if (after > clock + AFTER_MAX_JUMP)
 		after = clock + AFTER_MAX_JUMP;
 	if (after > clock)
@@ -178,55 +186,169 @@ chat_invalid(const struct nt_msg *m, const char *path)
 	return (code);
 }
 
-void
-on_client_chat(const msgpack_object *o)
+static void
+chat_clear(struct client_chat *cc)
+{
+	free(cc->from);
+	free(cc->text);
+	free(cc->cid);
+	memset(cc, 0, sizeof(*cc));
+}
+
+/*
+ * Number, store and (once durable) acknowledge a client's chat.  Returns 1
+ * when the chat was held for later (hold_add() took it), else 0.
+ */
+static int
+chat_take(struct client_chat *cc)
 {
 	const struct nt_msg	*old;
-	const char		*code;
 	struct nt_msg		 m;
-	uint64_t		 conn;
-	int64_t			 t;
 
-	memset(&m, 0, sizeof(m));
-	if (frame_get_i64(o, "t", &t) == 0)
-		hist_add(&M.stats.chan_lat, (mono_us() - t) / 1e6);
-	if (frame_get_u64(o, "conn", &conn) == -1 ||
-	    (m.from = frame_get_str(o, "from")) == NULL ||
-	    (m.text = frame_get_str(o, "text")) == NULL)
-		goto out;
-	m.client_id = frame_get_str(o, "cid");
-	if ((code = chat_invalid(&m, "a client's chat")) != NULL) {
-		send_fail(conn, code, "the message breaks this node's rules");
-		goto out;
-	}
+	/* Acks on a connection keep the order of its chats. */
+	if (M.nheld > 0)
+		return (hold_add(cc));
 	/* A retry after a lost ack: answer with what was stored. */
-	if (m.client_id != NULL && (old = store_lookup_client_id(M.store,
-	    M.conf->node_id, m.client_id)) != NULL) {
+	if (cc->cid != NULL && (old = store_lookup_client_id(M.store,
+	    M.conf->node_id, cc->cid)) != NULL) {
 		M.stats.retries++;
-		pending_add(old, 1, conn, 0, 0);
-		goto out;
+		pending_add(old, 1, cc->conn, 0, 0);
+		return (0);
 	}
-	if (M.recovering) {
-		send_fail(conn, "recovering", "this node lost the end of its "
-		    "log and waits to hear from every peer; retry shortly");
-		goto out;
-	}
-	if ((m.lamport = client_lamport(o)) == 0) {
+	if (M.recovering)
+		return (hold_add(cc));
+	memset(&m, 0, sizeof(m));
+	if ((m.lamport = client_lamport(cc->after)) == 0) {
 		clock_spent();
-		send_fail(conn, "clock_exhausted", "this node's Lamport clock "
-		    "has reached its largest value");
-		goto out;
+		send_fail(cc->conn, "clock_exhausted", "this node's Lamport "
+		    "clock has reached its largest value");
+		return (0);
 	}
 	snprintf(m.origin, sizeof(m.origin), "%s", M.conf->node_id);
 	m.seq = have_get(store_have(M.store), m.origin) + 1;
 	m.ts = now_ms();
+	m.from = cc->from;
+	m.text = cc->text;
+	m.client_id = cc->cid;
 	if (store_message(&m) == 1) {
 		M.stats.accepted++;
-		pending_add(&m, 1, conn, 1, 1);
+		pending_add(&m, 1, cc->conn, 1, 1);
+		pending_unparked(&m);
 	} else
-		send_fail(conn, "store_failed", "the message could not be stored");
-out:
-	msg_clear(&m);
+		send_fail(cc->conn, "store_failed",
+		    "the message could not be stored");
+	return (0);
+}
+
+void
+on_client_chat(const msgpack_object *o)
+{
+	struct client_chat	 cc;
+	struct nt_msg		 view;
+	const char		*code;
+	int64_t			 t;
+
+	memset(&cc, 0, sizeof(cc));
+	if (frame_get_i64(o, "t", &t) == 0)
+		hist_add(&M.stats.chan_lat, (mono_us() - t) / 1e6);
+	if (frame_get_u64(o, "conn", &cc.conn) == -1 ||
+	    (cc.from = frame_get_str(o, "from")) == NULL ||
+	    (cc.text = frame_get_str(o, "text")) == NULL) {
+		chat_clear(&cc);
+		return;
+	}
+	cc.cid = frame_get_str(o, "cid");
+	frame_get_u64(o, "after", &cc.after);
+	memset(&view, 0, sizeof(view));
+	view.from = cc.from;
+	view.text = cc.text;
+	view.client_id = cc.cid;
+	if ((code = chat_invalid(&view, "a client's chat")) != NULL) {
+		send_fail(cc.conn, code, "the message breaks this node's rules");
+		chat_clear(&cc);
+		return;
+	}
+	if (!chat_take(&cc))
+		chat_clear(&cc);
+}
+
+/*
+ * While the node recovers (replicate.c), client chats wait, up to
+ * HOLD_MS and HOLD_MAX of them, and are numbered as soon as recovery
+ * ends: a cluster that starts with empty logs takes its first chats
+ * without an error.  A chat that waited too long is answered with
+ * "recovering".  Takes cc's strings.
+ */
+int
+hold_add(struct client_chat *cc)
+{
+	struct timeval	 tv = { HOLD_MS / 1000, (HOLD_MS % 1000) * 1000 };
+
+	if (M.nheld >= HOLD_MAX) {
+		send_fail(cc->conn, "recovering", RECOVERING_TEXT);
+		return (0);
+	}
+	cc->until_ms = now_ms() + HOLD_MS;
+	M.held = xreallocarray(M.held, M.nheld + 1, sizeof(*M.held));
+	M.held[M.nheld++] = *cc;
+	memset(cc, 0, sizeof(*cc));
+	if (!evtimer_pending(M.hold_ev, NULL))
+		evtimer_add(M.hold_ev, &tv);
+	return (1);
+}
+
+/* Chats held longer than HOLD_MS get their "recovering" answer. */
+void
+hold_expire_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct timeval	 tv;
+	int64_t		 now = now_ms(), wait;
+	size_t		 i, n = 0;
+
+	while (n < M.nheld && M.held[n].until_ms <= now)
+		n++;
+	for (i = 0; i < n; i++) {
+		send_fail(M.held[i].conn, "recovering", RECOVERING_TEXT);
+		chat_clear(&M.held[i]);
+	}
+	memmove(M.held, M.held + n, (M.nheld - n) * sizeof(*M.held));
+	M.nheld -= n;
+	if (M.nheld > 0) {
+		wait = M.held[0].until_ms - now;
+		tv.tv_sec = wait / 1000;
+		tv.tv_usec = (wait % 1000) * 1000;
+		evtimer_add(M.hold_ev, &tv);
+	}
+}
+
+/* Recovery ended: number the held chats in the order they came. */
+void
+hold_release(void)
+{
+	struct client_chat	*held = M.held;
+	size_t			 i, n = M.nheld;
+
+	M.held = NULL;
+	M.nheld = 0;
+	evtimer_del(M.hold_ev);
+	for (i = 0; i < n; i++)
+		if (!chat_take(&held[i]))
+			chat_clear(&held[i]);
+	free(held);
+}
+
+/* The ws worker died: the held chats' connections are gone. */
+void
+hold_drop(void)
+{
+	size_t	 i;
+
+	for (i = 0; i < M.nheld; i++)
+		chat_clear(&M.held[i]);
+	free(M.held);
+	M.held = NULL;
+	M.nheld = 0;
+	evtimer_del(M.hold_ev);
 }
 
 /* A seed node's chat: no identity, so it gets a local-only one. */
@@ -254,6 +376,7 @@ on_seed_chat(const msgpack_object *o)
 	if (store_message(&m) == 1) {
 		M.stats.seed_in++;
 		pending_add(&m, 0, 0, 1, 0);
+		pending_unparked(&m);
 	}
 	msg_clear(&m);
 }
@@ -280,31 +403,18 @@ join_recovered(const struct nt_have *since)
 	return (1);
 }
 
+/* A join: its history goes out as a stream (stream.c). */
 void
 on_join(const msgpack_object *o)
 {
-	const struct nt_msg	*m;
-	struct nt_have		 since;
-	struct chan_frame	 f;
-	uint64_t		 conn, count = 0;
-	size_t			 i;
+	struct nt_have	 since;
+	uint64_t	 conn;
 
 	if (frame_get_u64(o, "conn", &conn) == -1)
 		return;
 	if (frame_get_have(o, "since", &since) == -1)
 		memset(&since, 0, sizeof(since));
-	for (i = 0; i < store_count(M.store); i++) {
-		m = store_at(M.store, i);
-		if (m->seq <= have_get(&since, m->origin) || pending_has(m))
-			continue;
-		send_msg_frame(&M.ws, CH_HISTORY, 1, conn, NULL, m);
-		count++;
-	}
-	frame_begin(&f, CH_JOINED, 3);
-	frame_u64(&f, "conn", conn);
-	frame_u64(&f, "count", count);
-	frame_bool(&f, "recovered", join_recovered(&since));
-	chan_send(M.ws.ch, &f);
+	stream_join(conn, &since, join_recovered(&since));
 	have_clear(&since);
 }
 
@@ -369,6 +479,8 @@ commit_release(void)
 		p = &M.pend[i];
 		if ((m = store_lookup(M.store, p->origin, p->seq)) == NULL)
 			continue;
+		/* Readers (history, catch-up) may see it from now on. */
+		store_release(M.store, p->origin, p->seq);
 		if (p->ack)
 			send_msg_frame(&M.ws, CH_ACK, 1, p->conn, NULL, m);
 		if (p->fresh) {
@@ -377,7 +489,7 @@ commit_release(void)
 		}
 		if (p->replicate) {
 			M.stats.replicated_out++;
-			send_msg_frame(&M.peer, CH_REPLICATE, 0, 0, "", m);
+			replicate_live(m);
 		}
 	}
 	free(M.pend);

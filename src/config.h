@@ -45,6 +45,7 @@ struct nt_config {
 	int		 ping_interval_ms;	/* silent clients; 0: never */
 	int		 peer_ping_interval_ms;	/* silent peer links; 0: never */
 	int		 ping_timeout_ms;	/* for an answer to a ping */
+	int		 worker_backlog_bytes;	/* master's output to a worker */
 	char		*www_dir;	/* "" = PKGDATADIR "/www" */
 	char		*log_file;	/* "" = stderr, "syslog", or a path */
 	char		*user;		/* "" = do not drop privileges */

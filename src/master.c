@@ -34,6 +34,7 @@
 #define RESTART_MAX_MS	5000
 #define STABLE_SECS	10	/* a worker up this long resets its backoff */
 #define STOP_GRACE_SECS	5	/* then SIGKILL */
+#define CHAN_DRAIN_LOW		(256 * 1024)	/* blocked streams go on */
 
 struct master	 M;
 
@@ -232,6 +233,7 @@ on_status(const msgpack_object *o)
 	struct worker_view	 wv[2];
 	struct peer_view	*pv;
 	struct chan_frame	 f;
+	const char		**waiting;
 	char			*what, *body;
 	uint64_t		 req;
 	size_t			 i;
@@ -246,8 +248,10 @@ on_status(const msgpack_object *o)
 		pv[i] = M.peers[i].view;	/* shallow: read only */
 	wv[0] = (struct worker_view){ "ws", M.ws.pid, M.ws.restarts };
 	wv[1] = (struct worker_view){ "peer", M.peer.pid, M.peer.restarts };
+	waiting = xcalloc(M.npeers + 1, sizeof(*waiting));
 	c = (struct status_ctx){ M.conf, M.store, &M.stats, pv, M.npeers,
-	    wv, 2, M.clients, M.recovering };
+	    wv, 2, M.clients, M.recovering, M.recovery_why, waiting,
+	    recovery_waiting(waiting, M.npeers) };
 	body = strcmp(what, "metrics") == 0 ? status_metrics(&c) :
 	    status_json(&c);
 	frame_begin(&f, CH_STATUS, 2);
@@ -256,6 +260,7 @@ on_status(const msgpack_object *o)
 	chan_send(M.ws.ch, &f);
 	free(body);
 	free(pv);
+	free(waiting);
 	free(what);
 }
 
@@ -294,6 +299,30 @@ worker_hello(struct worker *w)
 }
 
 static void
+on_history_more(const msgpack_object *o)
+{
+	uint64_t	 conn;
+	int		 stop = 0;
+
+	if (frame_get_u64(o, "conn", &conn) == 0) {
+		frame_get_bool(o, "stop", &stop);
+		stream_more(conn, stop);
+	}
+}
+
+static void
+on_catchup_more(const msgpack_object *o)
+{
+	char		*peer;
+	uint64_t	 link;
+
+	if ((peer = frame_get_str(o, "peer")) != NULL &&
+	    frame_get_u64(o, "link", &link) == 0)
+		stream_catchup_more(peer, link);
+	free(peer);
+}
+
+static void
 master_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 {
 	struct worker	*w = arg;
@@ -308,6 +337,12 @@ master_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 		return;
 	case CH_JOIN:
 		on_join(o);
+		return;
+	case CH_HISTORY_MORE:
+		on_history_more(o);
+		return;
+	case CH_CATCHUP_MORE:
+		on_catchup_more(o);
 		return;
 	case CH_PEER_HELLO:
 		on_peer_hello(o);
@@ -344,14 +379,20 @@ master_chan_lost(struct chan *ch, const char *why, void *arg)
 {
 	struct worker	*w = arg;
 
-	if (!M.stopping && !w->planned)
+	int		 stalled = chan_stalled(ch);
+
+	if (stalled)
+		log_warnx("the %s worker stopped reading its channel: %s; "
+		    "killing it (it restarts and resyncs)", w->name, why);
+	else if (!M.stopping && !w->planned)
 		log_warnx("lost the channel to the %s worker: %s", w->name, why);
 	chan_free(w->ch);
 	w->ch = NULL;
 	w->hello = 0;
+	stream_drop_worker(w);
 	/* Without its channel a worker is useless; SIGCHLD will follow. */
 	if (w->pid > 0)
-		kill(w->pid, SIGTERM);
+		kill(w->pid, stalled ? SIGKILL : SIGTERM);
 }
 
 static void
@@ -368,6 +409,14 @@ worker_start(struct worker *w)
 	w->planned = 0;
 	w->hello = 0;
 	w->ch = chan_new(M.base, fd, w->name, master_frame, master_chan_lost, w);
+	chan_set_drain(w->ch, CHAN_DRAIN_LOW, stream_drain);
+	/*
+	 * A worker that lets this much pile up in its channel has stopped
+	 * reading (history and catch-up wait at a megabyte; this is live
+	 * traffic): it is killed and restarted, and resyncs, rather than grow
+	 * the master.
+	 */
+	chan_set_backlog(w->ch, (size_t)M.conf->worker_backlog_bytes);
 	log_info("%s worker started (pid %ld)", w->name, (long)w->pid);
 	send_loglevel(w);
 }
@@ -430,9 +479,11 @@ worker_died(struct worker *w, int status)
 		w->ch = NULL;
 	}
 	w->hello = 0;
+	stream_drop_worker(w);
 	if (w == &M.ws) {	/* its connections are gone */
 		for (i = 0; i < M.npend; i++)
 			M.pend[i].ack = 0;
+		hold_drop();
 		for (i = 0; i < M.npeers; i++)
 			M.peers[i].in_known = 0;
 	}
@@ -595,6 +646,10 @@ master_reload(void)
 	send_loglevel(&M.peer);
 	send_settings(&M.ws);
 	send_settings(&M.peer);
+	if (M.ws.ch != NULL)
+		chan_set_backlog(M.ws.ch, (size_t)nc->worker_backlog_bytes);
+	if (M.peer.ch != NULL)
+		chan_set_backlog(M.peer.ch, (size_t)nc->worker_backlog_bytes);
 	if (relisten_now) {
 		log_info("listen address changed: restarting the ws worker");
 		M.relisten = 1;
@@ -689,31 +744,31 @@ master_setup(void)
 	if (M.store == NULL)
 		fatalx("%s", cause);
 	proc_drop_privileges(M.conf->user);
-	if ((M.recovering = store_was_cut(M.store)))
-		log_warnx("the end of the log was lost: chats wait until every "
-		    "peer has said what it holds of %s's messages",
-		    M.conf->node_id);
 }
 
 static void
 master_run(void)
 {
+	char	*cause = NULL;
+
 	if ((M.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	M.sync_ev = evtimer_new(M.base, commit_cb, NULL);
 	M.kill_ev = evtimer_new(M.base, kill_cb, NULL);
 	M.antientropy_ev = evtimer_new(M.base, antientropy_cb, NULL);
+	M.hold_ev = evtimer_new(M.base, hold_expire_cb, NULL);
 	antientropy_cb(-1, 0, NULL);
 	master_signals();
 	M.stats.started_ms = now_ms();
 	peers_rebuild();
-	recovery_check();
+	recovery_start();
 	worker_init(&M.ws, "ws", ws_worker_main);
 	worker_init(&M.peer, "peer", peer_worker_main);
 	worker_start(&M.ws);
 	worker_start(&M.peer);
 	event_base_dispatch(M.base);
-	store_sync(M.store);
+	if (store_stop(M.store, &cause) == -1)
+		fatalx("%s", cause);
 	store_close(M.store);
 	log_info("Stopped");
 }

@@ -1,8 +1,9 @@
 /*
- * master.h: the master process's state, shared by its three files:
- * master.c (start-up, workers, signals, reload), commit.c (storing a
- * chat, group commit, joins) and replicate.c (peers: catch-up, gaps,
- * anti-entropy, recovery after a damaged log).
+ * master.h: the master process's state, shared by its files: master.c
+ * (start-up, workers, signals, reload), commit.c (storing a chat, group
+ * commit, joins), replicate.c (peers: catch-up, gaps, anti-entropy,
+ * recovery after a damaged log) and stream.c (history and catch-up sent
+ * in chunks, as fast as the reader takes them).
  */
 #ifndef MASTER_H
 #define MASTER_H
@@ -54,6 +55,16 @@ struct pending {
 	int64_t		 t_us;		/* when it was appended */
 };
 
+/* A client's chat as the ws worker relayed it (commit.c). */
+struct client_chat {
+	uint64_t	 conn;
+	char		*from;
+	char		*text;
+	char		*cid;		/* may be NULL */
+	uint64_t	 after;
+	int64_t		 until_ms;	/* held: answered "recovering" then */
+};
+
 /* What the master knows of a peer: the public part and gap bookkeeping. */
 struct peer_state {
 	struct peer_view view;
@@ -64,6 +75,7 @@ struct peer_state {
 	struct nt_have	 sent;		/* what our link to it carried */
 	struct nt_have	 told;		/* our have in our last sync to it */
 	int64_t		 told_ms;
+	uint64_t	 link;		/* our link to it (CH_LINK) */
 };
 
 struct master {
@@ -87,7 +99,12 @@ struct master {
 	int			 detached;
 	int			 verbose;	/* -v: debug, whatever the file says */
 	int			 relisten;	/* bind anew before the next ws */
-	int			 recovering;	/* lost its log's tail: see below */
+	int			 recovering;	/* see replicate.c */
+	const char		*recovery_why;	/* store_doubt() at start */
+	char			 recovery_waits[512];	/* for the log */
+	struct client_chat	*held;		/* chats waiting for recovery */
+	size_t			 nheld;
+	struct event		*hold_ev;
 	char			*old_listen;
 	int			 old_port;
 	struct event		*sigs[5];
@@ -103,7 +120,7 @@ extern struct master	 M;
 void	send_msg_frame(struct worker *, enum chan_type, int, uint64_t,
 	    const char *, const struct nt_msg *);
 void	pending_add(const struct nt_msg *, int, uint64_t, int, int);
-int	pending_has(const struct nt_msg *);
+void	pending_unparked(const struct nt_msg *);
 int	store_message(const struct nt_msg *);
 int	origin_known(const char *);
 const char *chat_invalid(const struct nt_msg *, const char *);
@@ -113,14 +130,34 @@ void	on_join(const msgpack_object *);
 void	commit_cb(evutil_socket_t, short, void *);
 void	commit_schedule(void);
 void	commit_release(void);
+int	hold_add(struct client_chat *);
+void	hold_expire_cb(evutil_socket_t, short, void *);
+void	hold_release(void);
+void	hold_drop(void);
 
 /* replicate.c */
 void	peers_rebuild(void);
 void	on_peer_chat(const msgpack_object *);
+void	recovery_start(void);
 void	recovery_check(void);
+size_t	recovery_waiting(const char **, size_t);
 void	on_peer_hello(const msgpack_object *);
 void	on_sync_request(const msgpack_object *);
 void	on_link(const msgpack_object *);
 void	antientropy_cb(evutil_socket_t, short, void *);
+void	catchup_done(const char *, const struct nt_have *);
+void	replicate_live(const struct nt_msg *);
+
+/* stream.c */
+void	stream_drain(struct chan *, void *);
+void	stream_join(uint64_t, const struct nt_have *, int);
+void	stream_more(uint64_t, int);
+uint64_t stream_catchup(const char *, uint64_t, const struct nt_have *);
+int	stream_catchup_active(const char *);
+void	stream_catchup_skip(const char *, const struct nt_have *);
+void	stream_catchup_more(const char *, uint64_t);
+void	stream_drop_peer(const char *);
+void	stream_drop_worker(struct worker *);
+size_t	stream_catchup_peers(const char **, size_t);
 
 #endif /* MASTER_H */

@@ -31,6 +31,8 @@
 #define BACKOFF_MIN_MS	250
 #define BACKOFF_MAX_MS	5000
 #define SWEEP_MS	500	/* heartbeats of every link */
+/* Catch-up comes in chunks; the next once less than this waits to go. */
+#define CATCHUP_LOW	(64 * 1024)
 
 struct link {
 	char		 id[NT_ID_MAX + 1];
@@ -45,6 +47,8 @@ struct link {
 	int		 dropping;	/* gave up; link_closed follows */
 	uint64_t	 taken;		/* bytes the peer's TCP took */
 	int64_t		 moved_ms;	/* ... the last time that grew */
+	uint64_t	 gen;		/* this connection's number */
+	int		 want_more;	/* catch-up: next chunk once drained */
 };
 
 static struct {
@@ -56,6 +60,7 @@ static struct {
 	size_t			 nlinks;
 	struct event		*sweep_ev;
 	int			 quitting;
+	uint64_t		 next_gen;
 } P;
 
 static void	link_connect(struct link *);
@@ -65,9 +70,10 @@ link_report(struct link *l, int up)
 {
 	struct chan_frame	 f;
 
-	frame_begin(&f, CH_LINK, 2);
+	frame_begin(&f, CH_LINK, 3);
 	frame_str(&f, "peer", l->id);
 	frame_bool(&f, "up", up);
+	frame_u64(&f, "link", l->gen);
 	chan_send(P.ch, &f);
 }
 
@@ -109,8 +115,9 @@ link_text(struct ws_conn *ws, const char *buf, size_t len, void *arg)
 		return;
 	}
 	if (w.type == WIRE_SYNC) {
-		frame_begin(&f, CH_SYNC_REQ, 2);
+		frame_begin(&f, CH_SYNC_REQ, 3);
 		frame_str(&f, "peer", l->id);
+		frame_u64(&f, "link", l->gen);
 		frame_have(&f, "have", &w.have);
 		chan_send(P.ch, &f);
 	} else if (w.type == WIRE_ERROR)
@@ -133,7 +140,30 @@ link_closed(struct ws_conn *ws, int code, void *arg)
 	link_retry(l);
 }
 
-static const struct ws_conn_cbs link_cbs = { link_text, link_closed };
+static void
+catchup_more(struct link *l)
+{
+	struct chan_frame	 f;
+
+	l->want_more = 0;
+	frame_begin(&f, CH_CATCHUP_MORE, 2);
+	frame_str(&f, "peer", l->id);
+	frame_u64(&f, "link", l->gen);
+	chan_send(P.ch, &f);
+}
+
+/* The link's output drained: the next chunk of catch-up, if one waits. */
+static void
+link_drain(struct ws_conn *ws, void *arg)
+{
+	struct link	*l = arg;
+
+	if (l->want_more)
+		catchup_more(l);
+}
+
+static const struct ws_conn_cbs link_cbs = { link_text, link_closed,
+    link_drain };
 
 static void
 link_open(struct ws_conn *ws, void *arg)
@@ -149,6 +179,8 @@ link_open(struct ws_conn *ws, void *arg)
 	l->moved_ms = mono_us() / 1000;
 	l->backoff_ms = BACKOFF_MIN_MS;
 	l->failures = 0;
+	l->gen = ++P.next_gen;
+	l->want_more = 0;
 	if (P.conf->secret[0] != '\0') {
 		ts = now_ms();
 		auth_hello_mac(P.conf->secret, P.conf->node_id, l->id, ts, mac);
@@ -260,24 +292,46 @@ link_too_slow(struct link *l, int64_t now)
 	return (1);
 }
 
-/* Send a message of ours to every peer, or catch-up to one peer. */
+/* Whether id is one of the strings in the array a (NULL: none). */
+static int
+strv_has(const msgpack_object *a, const char *id)
+{
+	const msgpack_object	*e;
+	uint32_t		 i;
+
+	for (i = 0; a != NULL && i < a->via.array.size; i++) {
+		e = &a->via.array.ptr[i];
+		if (e->type == MSGPACK_OBJECT_STR &&
+		    e->via.str.size == strlen(id) &&
+		    memcmp(e->via.str.ptr, id, e->via.str.size) == 0)
+			return (1);
+	}
+	return (0);
+}
+
+/*
+ * A new message of ours, for every peer (or one), but those whose
+ * catch-up is under way: it reaches them in that catch-up's turn.
+ */
 static void
 on_replicate(const msgpack_object *o)
 {
-	struct nt_msg	 m;
-	struct link	*l;
-	char		*peer, *json;
-	int64_t		 now = mono_us() / 1000;
-	size_t		 i;
+	const msgpack_object	*except;
+	struct nt_msg		 m;
+	struct link		*l;
+	char			*peer, *json;
+	int64_t			 now = mono_us() / 1000;
+	size_t			 i;
 
 	peer = frame_get_str(o, "peer");
 	if (peer == NULL || frame_get_msg(o, "msg", &m) == -1)
 		fatalx("bad CH_REPLICATE frame from the master");
+	except = frame_get_array(o, "except");
 	json = wire_chat(&m, 1);
 	for (i = 0; i < P.nlinks; i++) {
 		l = &P.links[i];
 		if (l->ws == NULL || (peer[0] != '\0' &&
-		    strcmp(peer, l->id) != 0))
+		    strcmp(peer, l->id) != 0) || strv_has(except, l->id))
 			continue;
 		if (link_too_slow(l, now))
 			continue;
@@ -330,6 +384,68 @@ on_settings(const msgpack_object *o)
 	P.conf->max_peer_backlog_bytes = (int)backlog;
 }
 
+/*
+ * A chunk of catch-up for one link.  One for a link that has gone since
+ * is dropped: the master learns of the loss (CH_LINK) and starts again on
+ * the next link's sync.
+ */
+static void
+on_catchup(const msgpack_object *o)
+{
+	const msgpack_object	*a;
+	struct nt_msg		 m;
+	struct link		*l = NULL;
+	char			*peer, *json;
+	uint64_t		 gen;
+	uint32_t		 i;
+	size_t			 j;
+
+	peer = frame_get_str(o, "peer");
+	if (peer == NULL || frame_get_u64(o, "link", &gen) == -1 ||
+	    (a = frame_get_array(o, "msgs")) == NULL)
+		fatalx("bad CH_CATCHUP frame from the master");
+	for (j = 0; j < P.nlinks; j++)
+		if (strcmp(P.links[j].id, peer) == 0)
+			l = &P.links[j];
+	free(peer);
+	if (l == NULL || l->ws == NULL || l->gen != gen)
+		return;
+	for (i = 0; i < a->via.array.size; i++) {
+		if (msg_unpack(&a->via.array.ptr[i], &m) == -1)
+			fatalx("bad message in CH_CATCHUP from the master");
+		json = wire_chat(&m, 1);
+		ws_conn_send_text(l->ws, json, strlen(json));
+		free(json);
+		msg_clear(&m);
+	}
+	if (l->ws == NULL)
+		return;
+	if (ws_conn_pending(l->ws) < CATCHUP_LOW)
+		catchup_more(l);
+	else
+		l->want_more = 1;
+}
+
+/* The peer dialled us, so it is up: dial it now, not after the backoff. */
+static void
+on_dial(const msgpack_object *o)
+{
+	char	*peer;
+	size_t	 i;
+
+	if ((peer = frame_get_str(o, "peer")) == NULL)
+		fatalx("bad CH_DIAL frame from the master");
+	for (i = 0; i < P.nlinks && !P.quitting; i++) {
+		if (strcmp(P.links[i].id, peer) != 0 ||
+		    P.links[i].ws != NULL || P.links[i].dial != NULL)
+			continue;
+		evtimer_del(P.links[i].retry_ev);
+		P.links[i].backoff_ms = BACKOFF_MIN_MS;
+		link_connect(&P.links[i]);
+	}
+	free(peer);
+}
+
 static void
 quit_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -367,6 +483,12 @@ peer_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 		break;
 	case CH_SETTINGS:
 		on_settings(o);
+		break;
+	case CH_DIAL:
+		on_dial(o);
+		break;
+	case CH_CATCHUP:
+		on_catchup(o);
 		break;
 	case CH_QUIT:
 		peer_quit();

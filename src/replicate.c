@@ -224,6 +224,7 @@ on_peer_chat(const msgpack_object *o)
 	if (rv == 1) {
 		M.stats.replicated_in++;
 		pending_add(&m, 0, 0, 1, 0);
+		pending_unparked(&m);
 		recovery_check();
 	} else if (rv == 0)
 		M.stats.duplicates++;
@@ -235,36 +236,138 @@ on_peer_chat(const msgpack_object *o)
 }
 
 /*
- * A node that cut a damaged tail off its log may have lost messages of its
- * own that it acknowledged and that other nodes hold.  Numbering new ones
- * before it knows would give two messages one identity, and no catch-up
- * could tell them apart.  So it takes no chats until every peer (but seed
- * nodes, which keep no identities) has said what it holds and it holds as
- * much of its own origin as any of them.  A peer that never comes back
- * must be removed from the configuration (a reload) to end the wait.
+ * A node that may have lost messages of its own that it acknowledged and
+ * that other nodes hold (store_doubt(): a damaged or empty log, say)
+ * must not number a chat before it knows what they hold: a number given
+ * twice names two messages, and no catch-up could tell them apart.  So it
+ * takes no chats until every peer (but seed nodes, which keep no
+ * identities) has said what it holds and it holds as much of its own
+ * origin as any of them.  A peer that never comes back must be removed
+ * from the configuration (a reload) to end the wait.  The state is kept
+ * on disk (store_set_recovering()), so that a crash does not end it.
  */
+
+/* Whether a peer could hold our messages: a configured node, not a seed. */
+static int
+peer_counts(const struct peer_state *ps)
+{
+	struct nt_node	*n = config_node(M.conf, ps->view.id);
+
+	return (n != NULL && !n->seed);
+}
+
+/* Whether we still wait for this peer to tell us what it holds of ours. */
+static int
+peer_awaited(const struct peer_state *ps)
+{
+	const char	*self = M.conf->node_id;
+
+	return (peer_counts(ps) && (!ps->view.have_known ||
+	    have_get(&ps->view.have, self) >
+	    have_get(store_have(M.store), self)));
+}
+
+/* The peers recovery waits for, at most max of them; returns how many. */
+size_t
+recovery_waiting(const char **ids, size_t max)
+{
+	size_t	 i, n = 0;
+
+	for (i = 0; M.recovering && i < M.npeers; i++)
+		if (peer_awaited(&M.peers[i]) && n < max)
+			ids[n++] = M.peers[i].view.id;
+	return (n);
+}
+
+/* "B, C": the peers recovery waits for, for the log. */
+static void
+recovery_list(char *buf, size_t len)
+{
+	size_t	 i, off = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < M.npeers && off < len; i++)
+		if (peer_awaited(&M.peers[i]))
+			off += snprintf(buf + off, len - off, "%s%s",
+			    off > 0 ? ", " : "", M.peers[i].view.id);
+}
+
+static void
+recovery_mark(int on)
+{
+	char	*cause = NULL;
+
+	if (store_set_recovering(M.store, on, &cause) == -1)
+		fatalx("%s", cause);
+}
+
+/* At start-up: wait when the store gives a reason and there are peers. */
+void
+recovery_start(void)
+{
+	const char	*why = store_doubt(M.store);
+	char		 list[512];
+	size_t		 i;
+	int		 peers = 0;
+
+	for (i = 0; i < M.npeers; i++)
+		peers += peer_counts(&M.peers[i]);
+	if (why == NULL || peers == 0) {
+		/* Nobody could hold a message we lack. */
+		recovery_mark(0);
+		return;
+	}
+	recovery_mark(1);
+	M.recovering = 1;
+	M.recovery_why = why;
+	recovery_list(list, sizeof(list));
+	snprintf(M.recovery_waits, sizeof(M.recovery_waits), "%s", list);
+	log_warnx("%s: chats wait until %s %s said what %s of %s's messages "
+	    "(to stop waiting for a peer that is gone for good, remove it "
+	    "from nodes and reload)", why, list, peers > 1 ? "have" : "has",
+	    peers > 1 ? "they hold" : "it holds", M.conf->node_id);
+}
+
 void
 recovery_check(void)
 {
 	const char	*self = M.conf->node_id;
-	uint64_t	 mine = have_get(store_have(M.store), self);
-	struct nt_node	*n;
-	size_t		 i;
+	char		 list[512];
 
 	if (!M.recovering)
 		return;
-	for (i = 0; i < M.npeers; i++) {
-		n = config_node(M.conf, M.peers[i].view.id);
-		if (n != NULL && n->seed)
-			continue;
-		if (!M.peers[i].view.have_known ||
-		    have_get(&M.peers[i].view.have, self) > mine)
-			return;
+	recovery_list(list, sizeof(list));
+	if (list[0] != '\0') {
+		if (strcmp(list, M.recovery_waits) != 0)
+			log_info("recovering: still waiting for %s", list);
+		snprintf(M.recovery_waits, sizeof(M.recovery_waits), "%s",
+		    list);
+		return;
 	}
+	recovery_mark(0);
 	M.recovering = 0;
 	log_info("every peer has been heard from and %s-%llu is the last of "
 	    "our messages; taking chats again", self,
-	    (unsigned long long)mine);
+	    (unsigned long long)have_get(store_have(M.store), self));
+	hold_release();
+}
+
+/*
+ * A peer that dialled us is up: our own link to it should not wait out a
+ * backoff that grew while it was down (a recovering node waits for it).
+ */
+static void
+dial_now(const char *peer)
+{
+	struct peer_state	*ps;
+	struct chan_frame	 f;
+
+	if ((ps = peer_state(peer)) == NULL || ps->view.up ||
+	    M.peer.ch == NULL || !M.peer.hello)
+		return;
+	frame_begin(&f, CH_DIAL, 1);
+	frame_str(&f, "peer", peer);
+	chan_send(M.peer.ch, &f);
 }
 
 void
@@ -281,6 +384,7 @@ on_peer_hello(const msgpack_object *o)
 		return;
 	}
 	log_info("Received hello from %s", peer);
+	dial_now(peer);
 	/* A seed node would not understand a sync. */
 	if ((node = config_node(M.conf, peer)) != NULL && !node->seed &&
 	    (ps = peer_state(peer)) != NULL) {
@@ -330,74 +434,88 @@ lacks_any(const struct nt_have *want)
 }
 
 /*
- * Send, in cluster order, every message a peer lacks.  An origin stops at
- * a message still waiting for its sync (it goes out live, or next time),
- * so the peer never sees a gap.  *sent gets how far each origin went.
+ * A peer told our peer worker what it holds: what it lacks goes out as a
+ * stream on that link (stream.c), unless one is under way already: then
+ * what it holds meanwhile is skipped, and the stream goes on.
  */
-static size_t
-catchup_send(const char *peer, const struct nt_have *want,
-    struct nt_have *sent)
-{
-	const struct nt_msg	*m;
-	struct nt_have		 stopped = { NULL, 0 };
-	size_t			 i, n = 0;
-
-	have_copy(sent, want);
-	/* The usual case, a peer that lacks nothing: no scan of the store. */
-	if (!lacks_any(want))
-		return (0);
-	for (i = store_next_missing(M.store, want, 0);
-	    i < store_count(M.store);
-	    i = store_next_missing(M.store, want, i + 1)) {
-		m = store_at(M.store, i);
-		if (have_get(&stopped, m->origin) ||
-		    m->seq != have_get(sent, m->origin) + 1 || pending_has(m)) {
-			have_set(&stopped, m->origin, 1);
-			continue;
-		}
-		send_msg_frame(&M.peer, CH_REPLICATE, 0, 0, peer, m);
-		have_set(sent, m->origin, m->seq);
-		n++;
-	}
-	have_clear(&stopped);
-	return (n);
-}
-
-/* A peer told our peer worker what it holds: send it what it lacks. */
 void
 on_sync_request(const msgpack_object *o)
 {
 	struct peer_state	*ps;
-	struct nt_have		 got, have = { NULL, 0 };
-	struct nt_have		 want = { NULL, 0 }, sent = { NULL, 0 };
+	struct nt_have		 got, have = { NULL, 0 }, want = { NULL, 0 };
 	char			*peer;
-	size_t			 n;
+	uint64_t		 link, n = 0;
 
 	peer = frame_get_str(o, "peer");
-	if (peer == NULL || frame_get_have(o, "have", &got) == -1) {
+	if (peer == NULL || frame_get_u64(o, "link", &link) == -1 ||
+	    frame_get_have(o, "have", &got) == -1) {
+		log_warnx("bad CH_SYNC_REQ frame from the peer worker");
 		free(peer);
 		return;
 	}
 	/* Its local-only origins, or foreign ones, mean nothing here. */
 	nodes_only(&got, &have);
 	have_clear(&got);
-	ps = peer_state(peer);
-	catchup_base(ps, &have, &want);
-	n = catchup_send(peer, &want, &sent);
-	if (ps != NULL) {
+	if ((ps = peer_state(peer)) != NULL) {
+		if (stream_catchup_active(peer))
+			stream_catchup_skip(peer, &have);
+		else {
+			catchup_base(ps, &have, &want);
+			if (lacks_any(&want))
+				n = stream_catchup(peer, link, &want);
+		}
 		have_copy(&ps->view.have, &have);
 		ps->view.have_known = 1;
 		ps->view.last_sync_ms = now_ms();
-		have_copy(&ps->sent, &sent);
 	}
 	M.stats.replicated_out += n;
 	if (n > 0)
-		log_info("Catch-up: sending %zu messages to %s", n, peer);
+		log_info("Catch-up: sending %llu messages to %s",
+		    (unsigned long long)n, peer);
 	have_clear(&have);
 	have_clear(&want);
-	have_clear(&sent);
 	free(peer);
 	recovery_check();
+}
+
+/* A peer's catch-up ended: the link carried it everything up to sent. */
+void
+catchup_done(const char *peer, const struct nt_have *sent)
+{
+	struct peer_state	*ps;
+
+	if ((ps = peer_state(peer)) != NULL)
+		have_copy(&ps->sent, sent);
+}
+
+/*
+ * A new message of ours, durable now, to every peer: live to those whose
+ * catch-up is done, while a running catch-up sends it in its turn.
+ */
+void
+replicate_live(const struct nt_msg *m)
+{
+	struct chan_frame	 f;
+	const char		**except;
+	size_t			 n, i;
+
+	if (M.peer.ch == NULL || !M.peer.hello)
+		return;
+	except = xcalloc(M.npeers + 1, sizeof(*except));
+	n = stream_catchup_peers(except, M.npeers);
+	frame_begin(&f, CH_REPLICATE, n > 0 ? 3 : 2);
+	frame_str(&f, "peer", "");
+	frame_msg(&f, "msg", m);
+	if (n > 0)
+		frame_strv(&f, "except", except, n);
+	chan_send(M.peer.ch, &f);
+	/* What went live need not go again in the next catch-up. */
+	for (i = 0; i < M.npeers; i++)
+		if (M.peers[i].view.up &&
+		    !stream_catchup_active(M.peers[i].view.id) &&
+		    have_get(&M.peers[i].sent, m->origin) + 1 == m->seq)
+			have_set(&M.peers[i].sent, m->origin, m->seq);
+	free(except);
 }
 
 void
@@ -412,9 +530,12 @@ on_link(const msgpack_object *o)
 	if (frame_get_bool(o, "up", &up) == 0 && (ps = peer_state(peer)) !=
 	    NULL) {
 		ps->view.up = up;
+		frame_get_u64(o, "link", &ps->link);
 		/* What a broken link carried may not have arrived. */
-		if (!up)
+		if (!up) {
+			stream_drop_peer(peer);
 			have_clear(&ps->sent);
+		}
 	}
 	free(peer);
 }

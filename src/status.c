@@ -91,6 +91,21 @@ peers_json(const struct status_ctx *c)
 	return (o);
 }
 
+/* Why the node waits, for whom, and how an operator ends the wait. */
+static cJSON *
+recovery_json(const struct status_ctx *c)
+{
+	cJSON	*o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "reason", c->recovery_why);
+	cJSON_AddItemToObject(o, "waiting_for",
+	    cJSON_CreateStringArray(c->waiting, (int)c->nwaiting));
+	cJSON_AddStringToObject(o, "ends", "when every peer it waits for has "
+	    "said what it holds; for a peer that is gone for good, remove it "
+	    "from nodes and reload (SIGHUP)");
+	return (o);
+}
+
 static cJSON *
 workers_json(const struct status_ctx *c)
 {
@@ -117,6 +132,8 @@ status_json(const struct status_ctx *c)
 	cJSON_AddNumberToObject(o, "lamport", (double)store_lamport(c->store));
 	cJSON_AddNumberToObject(o, "clients", c->clients);
 	cJSON_AddBoolToObject(o, "recovering", c->recovering);
+	if (c->recovering)
+		cJSON_AddItemToObject(o, "recovery", recovery_json(c));
 	cJSON_AddItemToObject(o, "have", have_json(store_have(c->store)));
 	cJSON_AddItemToObject(o, "peers", peers_json(c));
 	cJSON_AddItemToObject(o, "workers", workers_json(c));

@@ -61,7 +61,10 @@ struct status_ctx {
 	const struct worker_view *workers;
 	size_t			 nworkers;
 	int			 clients;
-	int			 recovering;	/* lost its log's tail, waiting */
+	int			 recovering;	/* see replicate.c */
+	const char		*recovery_why;
+	const char		**waiting;	/* peers recovery waits for */
+	size_t			 nwaiting;
 };
 
 void	 hist_add(struct hist *, double seconds);

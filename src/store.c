@@ -5,63 +5,48 @@
  * over the same pointers: per origin an array indexed by seq - 1 (the store
  * is gap-free per origin, so that array is dense), the have vector, and a
  * hash of (origin, client_id) for retried sends.  The store owns every
- * message; the views only borrow.
+ * message; the views only borrow.  Messages the log holds beyond a gap (a
+ * record before them was damaged) are parked per origin until the gap is
+ * filled, by a peer, and then take their place.
  *
- * Disk: data_dir/messages.log, append-only, one record per message:
- * [u32 length][u32 crc32 of payload][payload: msg_pack() map], big endian.
- * Records are written in arrival order and sorted again at open.
+ * Disk: journal.c, the log of records in arrival order, sorted at open.
  */
 #include <sys/types.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-#include <msgpack.h>
-#include <zlib.h>
 
 #include "nodetalk.h"
-#include "channel.h"
+#include "journal.h"
 #include "log.h"
 #include "store.h"
 
-#define STORE_LOG_NAME	"messages.log"
-#define STORE_HDR_LEN	8
-/* Far above any legal message; a larger length can only be corruption. */
-#define STORE_MAX_RECORD	(16 * 1024 * 1024)
 #define CID_MIN_SLOTS	16
 #define FNV_OFFSET	14695981039346656037ULL
 #define FNV_PRIME	1099511628211ULL
 
-/* One origin's messages, by seq: byseq[seq - 1]. */
+/*
+ * One origin's messages, by seq: byseq[seq - 1].  The first nrel of them
+ * may be served (store_release()); the rest wait for their sync.  parked[]
+ * holds, by seq, messages beyond a gap.
+ */
 struct store_origin {
 	char		  name[NT_ORIGIN_MAX + 1];
 	struct nt_msg	**byseq;	/* borrowed from msgs[] */
 	size_t		  n;
+	size_t		  nrel;
 	size_t		  cap;
-};
-
-/* Replay's read buffer, reused from record to record. */
-struct recbuf {
-	char		*buf;
-	size_t		 cap;
-	uint32_t	 len;
+	int		  local;	/* origin_is_local_only() */
+	struct nt_msg	**parked;	/* owned */
+	size_t		  nparked;
 };
 
 struct store {
-	char			 *path;
-	int			  fd;
-	enum fsync_policy	  fsync;	/* for the caller; see store_open */
-	int			  dirty;
-	int			  broken;	/* log has junk we could not cut */
-	int			  cut;		/* open cut a damaged tail off */
-	off_t			  size;
+	struct journal		 *journal;
+	int			  replaying;
 
 	struct nt_msg		**msgs;		/* owned, cluster order */
 	size_t			  nmsgs;
@@ -77,21 +62,15 @@ struct store {
 	size_t			  ncid;
 };
 
-static int	 store_mkdir(const char *, char **);
-static int	 sync_dir(const char *, char **);
-static int	 sync_parent(const char *, char **);
-static int	 store_openlog(struct store *, char **);
-static int	 store_replay(struct store *, char **);
-static int	 record_read(int, off_t, struct recbuf *, const char **);
-static int	 store_replay_one(struct store *, const char *, uint32_t,
-		    off_t);
-static int	 store_cut(struct store *, off_t, off_t, const char *,
-		    char **);
+static void	 store_replay_one(struct nt_msg *, off_t, void *);
 static void	 store_sort(struct store *);
 static int	 store_check(const struct store *, const struct nt_msg *);
+static void	 store_take(struct store *, struct nt_msg *);
 static void	 store_index(struct store *, struct nt_msg *);
 static void	 store_insert_ordered(struct store *, struct nt_msg *);
 static void	 store_push(struct store *, struct nt_msg *);
+static void	 store_park(struct store *, struct nt_msg *);
+static void	 store_unpark(struct store *, const char *);
 static struct store_origin *store_origin_get(const struct store *,
 		    const char *);
 static struct store_origin *store_origin_add(struct store *, const char *);
@@ -101,360 +80,105 @@ static struct nt_msg **cid_slot(struct nt_msg **, size_t, const char *,
 		    const char *);
 static void	 cid_grow(struct store *);
 static void	 cid_add(struct store *, struct nt_msg *);
-static int	 record_pack(const struct nt_msg *, msgpack_sbuffer *);
-static int	 write_all(int, const char *, size_t);
-static ssize_t	 pread_all(int, void *, size_t, off_t);
-static void	 put_be32(unsigned char *, uint32_t);
-static uint32_t	 get_be32(const unsigned char *);
 static int	 cmp_msgp(const void *, const void *);
 
 /*
- * Open the store.  The fsync policy is only kept for the caller: the master
+ * Open the store and read the log into memory.  Replay appends in log
+ * order and sorts once at the end: a node that caught up after downtime
+ * has long runs of old messages after new ones, and inserting each would
+ * be quadratic.  The fsync policy is only kept for the caller: the master
  * decides when store_sync() runs, so the store never syncs on its own.
  */
 struct store *
 store_open(const char *data_dir, enum fsync_policy fsync, char **cause)
 {
 	struct store	*s;
-	size_t		 len;
+	size_t		 i;
 
 	*cause = NULL;
-	if (store_mkdir(data_dir, cause) == -1)
-		return (NULL);
 	s = xcalloc(1, sizeof(*s));
-	s->fd = -1;
-	s->fsync = fsync;
-	len = strlen(data_dir);
-	xasprintf(&s->path, "%s%s%s", data_dir,
-	    len > 0 && data_dir[len - 1] == '/' ? "" : "/", STORE_LOG_NAME);
-	if (store_openlog(s, cause) == -1 || sync_dir(data_dir, cause) == -1 ||
-	    store_replay(s, cause) == -1) {
+	if ((s->journal = journal_open(data_dir, fsync, cause)) == NULL) {
+		free(s);
+		return (NULL);
+	}
+	s->replaying = 1;
+	if (journal_replay(s->journal, store_replay_one, s, cause) == -1) {
 		store_close(s);
 		return (NULL);
+	}
+	s->replaying = 0;
+	store_sort(s);
+	for (i = 0; i < s->norigins; i++) {
+		/* What the log held at open is durable: readers may see it. */
+		s->origins[i].nrel = s->origins[i].n;
+		if (s->origins[i].nparked > 0)
+			log_warnx("%s: %zu messages of %s after a gap at "
+			    "%s-%llu are kept aside until the gap is filled",
+			    journal_path(s->journal), s->origins[i].nparked,
+			    s->origins[i].name, s->origins[i].name,
+			    (unsigned long long)(s->origins[i].n + 1));
 	}
 	return (s);
 }
 
-/*
- * Create the parents of dir that are missing ("./data/A" on a fresh
- * checkout), as mkdir -p would; the last level is store_mkdir()'s.
- */
-static int
-store_mkparents(const char *dir)
+/* One record from the log: stored, parked after a gap, or a duplicate. */
+static void
+store_replay_one(struct nt_msg *m, off_t off, void *arg)
 {
-	char	*p, *s;
-	int	 rv = 0;
+	struct store	*s = arg;
 
-	s = xstrdup(dir);
-	for (p = s + 1; *p != '\0' && rv == 0; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(s, 0755) == -1 && errno != EEXIST)
-			rv = -1;
-		*p = '/';
-	}
-	free(s);
-	return (rv);
-}
-
-/* Create data_dir (and its parents) or check that it is usable. */
-static int
-store_mkdir(const char *dir, char **cause)
-{
-	struct stat	 st;
-
-	if (store_mkparents(dir) == -1)
-		goto fail;
-	if (mkdir(dir, 0750) == 0) {
-		if (sync_parent(dir, cause) == -1)
-			return (-1);
-	} else if (errno != EEXIST)
-		goto fail;
-	if (stat(dir, &st) == -1)
-		goto fail;
-	if (!S_ISDIR(st.st_mode)) {
-		errno = ENOTDIR;
-		goto fail;
-	}
-	if (access(dir, W_OK | X_OK) == -1)
-		goto fail;
-	return (0);
-fail:
-	xasprintf(cause, "data_dir %s: %s", dir, strerror(errno));
-	return (-1);
-}
-
-/*
- * fsync(2) on a file does not make its directory entry durable.  Sync the
- * directory once at open, so that the first records of a new log (and a
- * new data_dir) survive a crash like every later one.
- */
-static int
-sync_dir(const char *dir, char **cause)
-{
-	int	 fd, rv;
-
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
-		xasprintf(cause, "data_dir %s: %s", dir, strerror(errno));
-		return (-1);
-	}
-	rv = fsync(fd);
-	/* Some file systems cannot sync a directory; nothing to be done. */
-	if (rv == -1 && errno == EINVAL)
-		rv = 0;
-	if (rv == -1)
-		xasprintf(cause, "data_dir %s: fsync: %s", dir,
-		    strerror(errno));
-	close(fd);
-	return (rv);
-}
-
-static int
-sync_parent(const char *dir, char **cause)
-{
-	char	*parent, *slash;
-	size_t	 len;
-	int	 rv;
-
-	parent = xstrdup(dir);
-	len = strlen(parent);
-	while (len > 1 && parent[len - 1] == '/')
-		parent[--len] = '\0';		/* "d/" names d, not its child */
-	if ((slash = strrchr(parent, '/')) == NULL)
-		rv = sync_dir(".", cause);
-	else {
-		slash[slash == parent ? 1 : 0] = '\0';
-		rv = sync_dir(parent, cause);
-	}
-	free(parent);
-	return (rv);
-}
-
-/*
- * Open and lock the log.  The lock is on the open file description, so a
- * second store_open() on the same directory fails even within one process.
- */
-static int
-store_openlog(struct store *s, char **cause)
-{
-	s->fd = open(s->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-	if (s->fd == -1) {
-		xasprintf(cause, "%s: %s", s->path, strerror(errno));
-		return (-1);
-	}
-	if (flock(s->fd, LOCK_EX | LOCK_NB) == -1) {
-		if (errno == EWOULDBLOCK)
-			xasprintf(cause, "%s is in use by another nodetalkd",
-			    s->path);
-		else
-			xasprintf(cause, "%s: flock: %s", s->path,
-			    strerror(errno));
-		return (-1);
-	}
-	return (0);
-}
-
-/*
- * Read every record into memory.  Replay appends in log order and sorts
- * once at the end: a node that caught up after downtime has long runs of
- * old messages after new ones, and inserting each would be quadratic.
- */
-static int
-store_replay(struct store *s, char **cause)
-{
-	struct stat	 st;
-	struct recbuf	 rb;
-	off_t		 off = 0;
-	const char	*why = NULL;
-	int		 rv;
-
-	if (fstat(s->fd, &st) == -1) {
-		xasprintf(cause, "%s: %s", s->path, strerror(errno));
-		return (-1);
-	}
-	memset(&rb, 0, sizeof(rb));
-	while (off < st.st_size) {
-		if ((rv = record_read(s->fd, off, &rb, &why)) == -1) {
-			/* Not a torn tail: cutting here could lose data. */
-			xasprintf(cause, "%s: read at offset %lld: %s",
-			    s->path, (long long)off, strerror(errno));
-			free(rb.buf);
-			return (-1);
-		}
-		if (rv == 0)
-			break;
-		if (store_replay_one(s, rb.buf, rb.len, off) == -1) {
-			why = "not a message";
-			break;
-		}
-		off += STORE_HDR_LEN + rb.len;
-	}
-	free(rb.buf);
-	s->size = off;
-	store_sort(s);
-	if (why != NULL)
-		return (store_cut(s, off, st.st_size, why, cause));
-	return (0);
-}
-
-/*
- * Read the record at off into rb.  1 when it is whole and its crc matches,
- * 0 when it is torn or corrupt (*why says how), -1 on a read error.
- */
-static int
-record_read(int fd, off_t off, struct recbuf *rb, const char **why)
-{
-	unsigned char	 hdr[STORE_HDR_LEN];
-	ssize_t		 n;
-
-	if ((n = pread_all(fd, hdr, sizeof(hdr), off)) == -1)
-		return (-1);
-	if ((size_t)n < sizeof(hdr)) {
-		*why = "short header";
-		return (0);
-	}
-	rb->len = get_be32(hdr);
-	if (rb->len == 0 || rb->len > STORE_MAX_RECORD) {
-		*why = "bad length";
-		return (0);
-	}
-	if (rb->len > rb->cap) {
-		rb->buf = xreallocarray(rb->buf, 1, rb->len);
-		rb->cap = rb->len;
-	}
-	if ((n = pread_all(fd, rb->buf, rb->len, off + sizeof(hdr))) == -1)
-		return (-1);
-	if ((size_t)n < rb->len) {
-		*why = "short payload";
-		return (0);
-	}
-	if (crc32(0L, (const Bytef *)rb->buf, rb->len) != get_be32(hdr + 4)) {
-		*why = "bad crc";
-		return (0);
-	}
-	return (1);
-}
-
-/*
- * Take in one record's payload.  -1 only when it is not a message; a
- * duplicate or a gap is a valid record this store will not keep.
- */
-static int
-store_replay_one(struct store *s, const char *buf, uint32_t len, off_t off)
-{
-	msgpack_zone	 zone;
-	msgpack_object	 obj;
-	struct nt_msg	*m;
-	size_t		 used = 0;
-	int		 rv = -1;
-
-	msgpack_zone_init(&zone, 1024);
-	m = msg_new();
-	if (msgpack_unpack(buf, len, &used, &zone, &obj) !=
-	    MSGPACK_UNPACK_SUCCESS || used != len || msg_unpack(&obj, m) == -1)
-		goto out;
-	rv = 0;
 	switch (store_check(s, m)) {
 	case 1:
-		store_index(s, m);
-		store_push(s, m);
-		m = NULL;
+		store_take(s, m);
 		break;
 	case -2:
-		log_warnx("%s: record at offset %lld: %s seq %llu leaves a gap"
-		    " after %llu; skipped", s->path, (long long)off, m->origin,
-		    (unsigned long long)m->seq,
-		    (unsigned long long)have_get(&s->have, m->origin));
+		store_park(s, m);
 		break;
 	default:
-		break;		/* a duplicate: the first copy stands */
+		msg_free(m);	/* a duplicate: the first copy stands */
+		break;
 	}
-out:
-	msg_free(m);
-	msgpack_zone_destroy(&zone);
-	return (rv);
-}
-
-/*
- * A torn or corrupt tail: drop it so the node can start, and so that new
- * records do not land behind junk that the next replay would stop at.
- */
-static int
-store_cut(struct store *s, off_t off, off_t size, const char *why,
-    char **cause)
-{
-	log_warnx("%s: corrupt or torn record at offset %lld (%s); "
-	    "truncating %lld bytes", s->path, (long long)off, why,
-	    (long long)(size - off));
-	s->cut = 1;
-	if (ftruncate(s->fd, off) == -1 || fsync(s->fd) == -1) {
-		xasprintf(cause, "%s: truncate to %lld: %s", s->path,
-		    (long long)off, strerror(errno));
-		return (-1);
-	}
-	return (0);
-}
-
-/* Whether open lost records: what they held must come back from peers. */
-int
-store_was_cut(const struct store *s)
-{
-	return (s->cut);
 }
 
 void
 store_close(struct store *s)
 {
-	size_t	 i;
+	size_t	 i, j;
 
 	if (s == NULL)
 		return;
 	for (i = 0; i < s->nmsgs; i++)
 		msg_free(s->msgs[i]);
 	free(s->msgs);
-	for (i = 0; i < s->norigins; i++)
+	for (i = 0; i < s->norigins; i++) {
 		free(s->origins[i].byseq);
+		for (j = 0; j < s->origins[i].nparked; j++)
+			msg_free(s->origins[i].parked[j]);
+		free(s->origins[i].parked);
+	}
 	free(s->origins);
 	have_clear(&s->have);
 	free(s->cidtab);
-	if (s->fd != -1)
-		close(s->fd);	/* releases the flock */
-	free(s->path);
+	journal_close(s->journal);
 	free(s);
 }
 
 /*
  * Write first, then take the message into memory, so that a failed write
- * leaves memory as it was and nothing unwritten is ever served.
+ * leaves memory as it was and nothing unwritten is ever served.  Parked
+ * messages that follow it take their places too (they are in the log
+ * already).
  */
 int
 store_append(struct store *s, const struct nt_msg *m)
 {
-	msgpack_sbuffer	 sb;
-	int		 rv;
+	int	 rv;
 
 	if ((rv = store_check(s, m)) != 1)
 		return (rv);
-	if (s->broken) {
-		errno = EIO;
+	if (journal_append(s->journal, m) == -1)
 		return (-1);
-	}
-	msgpack_sbuffer_init(&sb);
-	if (record_pack(m, &sb) == -1 ||
-	    write_all(s->fd, sb.data, sb.size) == -1) {
-		rv = errno;
-		/* Never leave half a record for the next replay to stop at. */
-		if (ftruncate(s->fd, s->size) == -1)
-			s->broken = 1;
-		msgpack_sbuffer_destroy(&sb);
-		errno = rv;
-		return (-1);
-	}
-	s->size += sb.size;
-	s->dirty = 1;
-	msgpack_sbuffer_destroy(&sb);
-	store_insert_ordered(s, msg_dup(m));
+	store_take(s, msg_dup(m));
 	return (1);
 }
 
@@ -478,33 +202,6 @@ store_check(const struct store *s, const struct nt_msg *m)
 	if (m->seq > have + 1)
 		return (-2);
 	return (1);
-}
-
-/* The whole record in one buffer, so it goes out in one write(2). */
-static int
-record_pack(const struct nt_msg *m, msgpack_sbuffer *sb)
-{
-	msgpack_packer	 pk;
-	unsigned char	 hdr[STORE_HDR_LEN];
-	size_t		 len;
-
-	memset(hdr, 0, sizeof(hdr));
-	if (msgpack_sbuffer_write(sb, (const char *)hdr, sizeof(hdr)) != 0) {
-		errno = ENOMEM;
-		return (-1);
-	}
-	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-	msg_pack(&pk, m);
-	len = sb->size - sizeof(hdr);
-	if (len > STORE_MAX_RECORD) {
-		/* Replay would take it for corruption. */
-		errno = EMSGSIZE;
-		return (-1);
-	}
-	put_be32((unsigned char *)sb->data, len);
-	put_be32((unsigned char *)sb->data + 4,
-	    crc32(0L, (const Bytef *)sb->data + sizeof(hdr), len));
-	return (0);
 }
 
 /* Hand m (owned) to the store at its place in the cluster order. */
@@ -602,6 +299,7 @@ store_origin_add(struct store *s, const char *origin)
 	o = &s->origins[s->norigins++];
 	memset(o, 0, sizeof(*o));
 	snprintf(o->name, sizeof(o->name), "%s", origin);
+	o->local = origin_is_local_only(origin);
 	return (o);
 }
 
@@ -678,22 +376,148 @@ cid_add(struct store *s, struct nt_msg *m)
 	s->ncid++;
 }
 
+/* m (owned), which store_check() accepted, and what it unparks. */
+static void
+store_take(struct store *s, struct nt_msg *m)
+{
+	char	 origin[NT_ORIGIN_MAX + 1];
+
+	memcpy(origin, m->origin, sizeof(origin));
+	if (s->replaying) {
+		store_index(s, m);
+		store_push(s, m);
+	} else
+		store_insert_ordered(s, m);
+	store_unpark(s, origin);
+}
+
+/* Keep m (owned), which lies beyond a gap, by seq; the first copy stands. */
+static void
+store_park(struct store *s, struct nt_msg *m)
+{
+	struct store_origin	*o;
+	size_t			 lo = 0, hi, mid;
+
+	if ((o = store_origin_get(s, m->origin)) == NULL)
+		o = store_origin_add(s, m->origin);
+	hi = o->nparked;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (o->parked[mid]->seq < m->seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < o->nparked && o->parked[lo]->seq == m->seq) {
+		msg_free(m);
+		return;
+	}
+	o->parked = xreallocarray(o->parked, o->nparked + 1,
+	    sizeof(*o->parked));
+	memmove(&o->parked[lo + 1], &o->parked[lo],
+	    (o->nparked - lo) * sizeof(*o->parked));
+	o->parked[lo] = m;
+	o->nparked++;
+}
+
+/* The gap before an origin's parked messages may be filled now. */
+static void
+store_unpark(struct store *s, const char *origin)
+{
+	struct store_origin	*o;
+	struct nt_msg		*m;
+	size_t			 i = 0;
+
+	if ((o = store_origin_get(s, origin)) == NULL || o->nparked == 0)
+		return;
+	while (i < o->nparked && o->parked[i]->seq <= o->n + 1) {
+		m = o->parked[i++];
+		if (m->seq <= o->n)
+			msg_free(m);		/* it came again meanwhile */
+		else if (s->replaying) {
+			store_index(s, m);
+			store_push(s, m);
+		} else
+			store_insert_ordered(s, m);
+		/* store_index() may have moved the origins array */
+		o = store_origin_get(s, origin);
+	}
+	memmove(o->parked, o->parked + i, (o->nparked - i) * sizeof(*o->parked));
+	o->nparked -= i;
+}
+
+/* How many messages of origin wait beyond a gap. */
+size_t
+store_parked(const struct store *s, const char *origin)
+{
+	const struct store_origin	*o;
+
+	if ((o = store_origin_get(s, origin)) == NULL)
+		return (0);
+	return (o->nparked);
+}
+
 int
 store_sync(struct store *s)
 {
-	if (!s->dirty)
-		return (0);
-	/* Stay dirty on failure so that the caller can try again. */
-	if (fdatasync(s->fd) == -1)
-		return (-1);
-	s->dirty = 0;
-	return (0);
+	return (journal_sync(s->journal));
 }
 
 int
 store_dirty(const struct store *s)
 {
-	return (s->dirty);
+	return (journal_dirty(s->journal));
+}
+
+const char *
+store_path(const struct store *s)
+{
+	return (journal_path(s->journal));
+}
+
+off_t
+store_log_size(const struct store *s)
+{
+	return (journal_size(s->journal));
+}
+
+/* Whether open found damage: what it held must come back from peers. */
+int
+store_was_cut(const struct store *s)
+{
+	return (journal_damage(s->journal) != NULL);
+}
+
+/*
+ * Why this node may lack messages of its own origin that others hold (and
+ * so must hear its peers before it numbers one), or NULL.
+ */
+const char *
+store_doubt(const struct store *s)
+{
+	if (journal_damage(s->journal) != NULL)
+		return (journal_damage(s->journal));
+	if (journal_recovering(s->journal))
+		return ("a recovery was under way when the node stopped");
+	if (journal_unclean_none(s->journal))
+		return ("the node did not stop cleanly, and with fsync = "
+		    "\"none\" acknowledged messages may not have reached "
+		    "the disk");
+	if (s->nmsgs == 0)
+		return ("the log is empty");
+	return (NULL);
+}
+
+int
+store_set_recovering(struct store *s, int on, char **cause)
+{
+	return (journal_set_recovering(s->journal, on, cause));
+}
+
+int
+store_stop(struct store *s, char **cause)
+{
+	return (journal_stop(s->journal, cause));
 }
 
 size_t
@@ -742,90 +566,132 @@ store_lookup_client_id(const struct store *s, const char *origin,
 	return (*cid_slot(s->cidtab, s->cidcap, origin, client_id));
 }
 
-size_t
-store_next_missing(const struct store *s, const struct nt_have *have,
-    size_t start)
+/*
+ * Cursors: a position per origin (how many of its messages lie behind the
+ * cursor).  Each origin's messages sort by seq in the cluster order too
+ * (an origin gives each message a clock above its last one), so the next
+ * message in the cluster order is the least of the origins' next ones: a
+ * merge of a handful of arrays.  A message stored later behind the cursor
+ * (a late one with a small clock) is simply the next one then.
+ */
+void
+store_cursor_init(struct store_cursor *c, const struct nt_have *from,
+    int flags)
 {
-	const struct nt_msg	*m;
-	size_t			 i;
-
-	for (i = start; i < s->nmsgs; i++) {
-		m = s->msgs[i];
-		if (origin_is_local_only(m->origin))
-			continue;
-		if (have == NULL || m->seq > have_get(have, m->origin))
-			return (i);
-	}
-	return (s->nmsgs);
+	memset(c, 0, sizeof(*c));
+	if (from != NULL)
+		have_copy(&c->from, from);
+	c->flags = flags;
 }
 
-const char *
-store_path(const struct store *s)
+void
+store_cursor_clear(struct store_cursor *c)
 {
-	return (s->path);
+	free(c->pos);
+	have_clear(&c->from);
+	memset(c, 0, sizeof(*c));
 }
 
-off_t
-store_log_size(const struct store *s)
-{
-	return (s->size);
-}
-
-/* Regular files only; loops over EINTR and short writes. */
-static int
-write_all(int fd, const char *buf, size_t len)
-{
-	ssize_t	 n;
-
-	while (len > 0) {
-		if ((n = write(fd, buf, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return (-1);
-		}
-		if (n == 0) {
-			errno = EIO;
-			return (-1);
-		}
-		buf += n;
-		len -= n;
-	}
-	return (0);
-}
-
-/* Bytes read: fewer than len only at end of file.  -1 on error. */
-static ssize_t
-pread_all(int fd, void *buf, size_t len, off_t off)
-{
-	size_t	 done = 0;
-	ssize_t	 n;
-
-	while (done < len) {
-		n = pread(fd, (char *)buf + done, len - done, off + done);
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			return (-1);
-		}
-		if (n == 0)
-			break;
-		done += n;
-	}
-	return (done);
-}
-
+/* A position for every origin the store knows, new ones from c->from. */
 static void
-put_be32(unsigned char *p, uint32_t v)
+cursor_extend(const struct store *s, struct store_cursor *c)
 {
-	p[0] = v >> 24;
-	p[1] = v >> 16;
-	p[2] = v >> 8;
-	p[3] = v;
+	size_t	 i;
+
+	if (c->npos == s->norigins)
+		return;
+	c->pos = xreallocarray(c->pos, s->norigins, sizeof(*c->pos));
+	for (i = c->npos; i < s->norigins; i++)
+		c->pos[i] = have_get(&c->from, s->origins[i].name);
+	c->npos = s->norigins;
 }
 
-static uint32_t
-get_be32(const unsigned char *p)
+static int
+cursor_skips(const struct store_cursor *c, const struct store_origin *o)
 {
-	return ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | p[3]);
+	return ((c->flags & CURSOR_NO_LOCAL) && o->local);
+}
+
+const struct nt_msg *
+store_cursor_next(struct store *s, struct store_cursor *c)
+{
+	const struct store_origin	*o;
+	const struct nt_msg		*m, *best = NULL;
+	size_t				 i, bi = 0;
+
+	cursor_extend(s, c);
+	for (i = 0; i < s->norigins; i++) {
+		o = &s->origins[i];
+		if (c->pos[i] >= o->nrel || cursor_skips(c, o))
+			continue;
+		m = o->byseq[c->pos[i]];
+		if (best == NULL || msg_cmp_order(m, best) < 0) {
+			best = m;
+			bi = i;
+		}
+	}
+	if (best != NULL)
+		c->pos[bi]++;
+	return (best);
+}
+
+/* The reader holds `have` already: skip what it names. */
+void
+store_cursor_skip(const struct store *s, struct store_cursor *c,
+    const struct nt_have *have)
+{
+	size_t		 i;
+	uint64_t	 seq;
+
+	cursor_extend(s, c);
+	for (i = 0; i < have->n; i++)
+		if (have->v[i].seq > have_get(&c->from, have->v[i].origin))
+			have_set(&c->from, have->v[i].origin, have->v[i].seq);
+	for (i = 0; i < s->norigins; i++) {
+		seq = have_get(have, s->origins[i].name);
+		if (seq > c->pos[i])
+			c->pos[i] = seq;
+	}
+}
+
+/* Where the cursor is, as a have vector (what lies behind it). */
+void
+store_cursor_have(const struct store *s, struct store_cursor *c,
+    struct nt_have *out)
+{
+	size_t	 i;
+
+	cursor_extend(s, c);
+	have_copy(out, &c->from);
+	for (i = 0; i < s->norigins; i++)
+		if (c->pos[i] > 0)
+			have_set(out, s->origins[i].name, c->pos[i]);
+}
+
+/* How many messages that may be served lie ahead of the cursor. */
+uint64_t
+store_cursor_left(const struct store *s, struct store_cursor *c)
+{
+	uint64_t	 n = 0;
+	size_t		 i;
+
+	cursor_extend(s, c);
+	for (i = 0; i < s->norigins; i++)
+		if (s->origins[i].nrel > c->pos[i] &&
+		    !cursor_skips(c, &s->origins[i]))
+			n += s->origins[i].nrel - c->pos[i];
+	return (n);
+}
+
+void
+store_release(struct store *s, const char *origin, uint64_t seq)
+{
+	struct store_origin	*o;
+
+	if ((o = store_origin_get(s, origin)) == NULL)
+		return;
+	if (seq > o->n)
+		seq = o->n;
+	if (seq > o->nrel)
+		o->nrel = seq;
 }

@@ -4,8 +4,7 @@
  * that another engine can replace it as a new module.
  *
  * In memory every message sits in cluster order (lamport, origin).  On disk
- * it is an append-only log in data_dir: one record per message, each
- * [u32 length][u32 crc32][msgpack map], big endian, replayed at open.
+ * it is an append-only log in data_dir (journal.h), replayed at open.
  */
 #ifndef STORE_H
 #define STORE_H
@@ -16,8 +15,9 @@
 struct store;
 
 /*
- * Open (creating data_dir/messages.log if needed) and replay the log.  A torn
- * or corrupt tail is truncated with a warning naming the offset.  Returns
+ * Open (creating data_dir/messages.log if needed) and replay the log.
+ * Damaged bytes are moved aside into a file of their own, named in a
+ * warning, and every valid record after them is kept (journal.c).  Returns
  * NULL and sets *cause (caller frees) when the directory or file cannot be
  * used.
  */
@@ -29,7 +29,9 @@ void		 store_close(struct store *);
  * Append a stamped message: returns 1 when stored (copied; the caller keeps
  * m), 0 when (origin, seq) is already stored, -2 when it would leave a gap
  * (seq > have + 1; nothing stored), -1 on a write error (errno set).
- * The record is written at once; it is durable after store_sync().
+ * The record is written at once; it is durable after store_sync().  Parked
+ * messages that follow it are taken in too: the origin's have may grow by
+ * more than one.
  */
 int		 store_append(struct store *, const struct nt_msg *);
 /* fsync the log if anything was written since the last sync; 0 or -1. */
@@ -45,14 +47,70 @@ const struct nt_msg *store_lookup(const struct store *, const char *origin,
 const struct nt_msg *store_lookup_client_id(const struct store *,
 		    const char *origin, const char *client_id);
 /*
- * Index of the first message at or after start (in cluster order) that a
- * node holding `have` lacks; store_count() when there is none.  Messages of
- * local-only origins ("A/seed") are never offered.
+ * How many messages of origin the log holds beyond a gap (a damaged
+ * record before them): kept aside, and taken in once a peer fills the
+ * gap (store_append() of the missing one).
  */
-size_t		 store_next_missing(const struct store *, const struct nt_have *,
-		    size_t start);
+size_t		 store_parked(const struct store *, const char *origin);
+/*
+ * A message is stored (store_append) before it is durable; the caller says
+ * when a reader may see it: store_release(origin, seq) lets readers see
+ * that origin's messages up to seq.  What the log held at open is released.
+ */
+void		 store_release(struct store *, const char *origin, uint64_t);
+
+/*
+ * A cursor walks the released messages in cluster order, from a have
+ * vector on (what the reader holds already: skipped).  It is a position
+ * per origin, not an index, so messages stored meanwhile never shift it:
+ * one that sorts behind it (a late message with a small clock) is simply
+ * the next one it returns.  The caller owns the cursor; the store may
+ * change between calls.
+ */
+struct store_cursor {
+	uint64_t	*pos;		/* per origin: messages behind */
+	size_t		 npos;
+	struct nt_have	 from;		/* where origins not seen yet start */
+	int		 flags;
+};
+#define CURSOR_NO_LOCAL	0x1		/* skip local-only origins ("A/seed") */
+
+void		 store_cursor_init(struct store_cursor *,
+		    const struct nt_have *from, int flags);
+void		 store_cursor_clear(struct store_cursor *);
+/* The next message, or NULL at the end.  Valid until the store changes. */
+const struct nt_msg *store_cursor_next(struct store *, struct store_cursor *);
+/* The reader got what `have` names elsewhere: skip it. */
+void		 store_cursor_skip(const struct store *, struct store_cursor *,
+		    const struct nt_have *have);
+/* Where the cursor is, as a have vector (out is replaced). */
+void		 store_cursor_have(const struct store *, struct store_cursor *,
+		    struct nt_have *out);
+/* How many released messages lie ahead. */
+uint64_t	 store_cursor_left(const struct store *, struct store_cursor *);
+
 const char	*store_path(const struct store *);
 int		 store_was_cut(const struct store *);
 off_t		 store_log_size(const struct store *);
+
+/*
+ * Why this node may lack messages of its own origin that other nodes hold,
+ * or NULL: the log was damaged, is empty, a recovery was under way when
+ * the node stopped, or the last run died while fsync = "none" acknowledged
+ * messages before they reached the disk.  Such a node must hear what its
+ * peers hold before it numbers a chat: a number given twice names two
+ * messages, and no catch-up can tell them apart.
+ */
+const char	*store_doubt(const struct store *);
+/*
+ * Record (durably, in data_dir/recovering) that the node must not number
+ * chats yet, or that it may again; the mark survives a crash.  0 or -1.
+ */
+int		 store_set_recovering(struct store *, int, char **cause);
+/*
+ * A clean stop: sync the log and remove data_dir/running, which store_open
+ * writes to tell the next run whether this one ended cleanly.  0 or -1.
+ */
+int		 store_stop(struct store *, char **cause);
 
 #endif /* STORE_H */

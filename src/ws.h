@@ -72,6 +72,11 @@ struct ws_conn_cbs {
 	 * call ws_conn_free() (now or later) and not use it for sending.
 	 */
 	void	(*on_close)(struct ws_conn *, int code, void *);
+	/*
+	 * Optional: everything queued has been handed to the kernel (the
+	 * output drained), so a producer that waited may send more.
+	 */
+	void	(*on_drain)(struct ws_conn *, void *);
 };
 
 /*

@@ -892,6 +892,9 @@ conn_write_cb(struct bufferevent *bev __unused, void *arg)
 		bufferevent_enable(c->bev, EV_READ);
 		event_active(c->ev_defer, EV_TIMEOUT, 1);
 	}
+	if (!c->done && !c->freed && !c->closing && c->cbs.on_drain != NULL &&
+	    ws_conn_pending(c) == 0)
+		c->cbs.on_drain(c, c->arg);
 	conn_leave(c);
 }
 

@@ -43,6 +43,12 @@
  * be a node gets max_frame_bytes like every client.
  */
 #define PEER_MAX_FRAME		(16 * 1024 * 1024)
+/*
+ * A client's history comes in chunks (stream.c); the next is asked for
+ * once less than this waits to be sent to it, so that a client that does
+ * not read holds a chunk or two here and nothing more.
+ */
+#define HISTORY_LOW		(32 * 1024)
 
 struct ws_worker	 W;
 
@@ -158,21 +164,41 @@ conn_set_kind(struct conn *c, enum conn_kind kind)
 	clients_report();
 }
 
+/* The master sends the next chunk of c's history, or stops. */
 static void
-conn_set_joined(struct conn *c)
+history_more(struct conn *c, int stop)
 {
-	if (!c->joined)
-		W.njoined++;
-	c->joined = 1;
+	struct chan_frame	 f;
+
+	c->want_more = 0;
+	frame_begin(&f, CH_HISTORY_MORE, 2);
+	frame_u64(&f, "conn", c->id);
+	frame_bool(&f, "stop", stop);
+	chan_send(W.ch, &f);
+}
+
+/*
+ * max_clients counts clients that joined and those whose join is under
+ * way (their history is coming); peers never join.
+ */
+static void
+conn_set_join(struct conn *c, int joined, int streaming)
+{
+	W.njoined -= (c->joined || c->streaming);
+	c->joined = joined;
+	c->streaming = streaming;
+	W.njoined += (c->joined || c->streaming);
 }
 
 void
 conn_free(struct conn *c)
 {
+	if (c->streaming)
+		history_more(c, 1);
 	TAILQ_REMOVE(&W.conns, c, entry);
 	W.nconns--;
 	admit_forget(c);
-	W.njoined -= c->joined;
+	W.njoined -= (c->joined || c->streaming);
 	W.nclients -= (c->kind == CONN_CLIENT);
 	if (c->ws != NULL)
 		ws_conn_free(c->ws);
@@ -306,13 +332,20 @@ on_join(struct conn *c, struct wire_in *w)
 {
 	struct chan_frame	 f;
 
-	/* max_clients counts joined clients; peers never join. */
+	/* One history at a time: a client cannot make us queue many. */
+	if (c->streaming) {
+		send_error(c, "busy", "a join is still sending its history on "
+		    "this connection");
+		return;
+	}
 	if (!c->joined && W.njoined >= (size_t)W.max_clients) {
 		send_error(c, "too_many_clients", "max_clients reached; try "
 		    "again later");
 		conn_close(c, 1013, "try again later");
 		return;
 	}
+	/* Pushes wait for the end of the history, which carries them. */
+	conn_set_join(c, 0, 1);
 	frame_begin(&f, CH_JOIN, w->has_since ? 2 : 1);
 	frame_u64(&f, "conn", c->id);
 	if (w->has_since)
@@ -448,7 +481,17 @@ on_close(struct ws_conn *ws, int code, void *arg)
 	conn_free(c);
 }
 
-static const struct ws_conn_cbs conn_cbs = { on_text, on_close };
+/* Its output drained: the next chunk of history, if one is wanted. */
+static void
+on_drain(struct ws_conn *ws, void *arg)
+{
+	struct conn	*c = arg;
+
+	if (c->want_more && c->streaming && !c->closing)
+		history_more(c, 0);
+}
+
+static const struct ws_conn_cbs conn_cbs = { on_text, on_close, on_drain };
 
 /* The handshake went out: the connection speaks WebSocket from now on. */
 void
@@ -621,16 +664,43 @@ on_push(const msgpack_object *o)
 }
 
 static void
-on_msg_for_conn(int type, const msgpack_object *o)
+on_ack(const msgpack_object *o)
 {
 	struct conn	*c;
 	struct nt_msg	 m;
 
 	if (frame_get_msg(o, "msg", &m) == -1)
-		fatalx("bad frame %d from the master", type);
+		fatalx("bad CH_ACK frame from the master");
 	if ((c = frame_conn(o)) != NULL)
-		conn_send(c, type == CH_ACK ? wire_ack(&m) : wire_chat(&m, 0));
+		conn_send(c, wire_ack(&m));
 	msg_clear(&m);
+}
+
+/* A chunk of a client's history; then ask for the next when it drained. */
+static void
+on_history(const msgpack_object *o)
+{
+	const msgpack_object	*a;
+	struct conn		*c;
+	struct nt_msg		 m;
+	uint32_t		 i;
+
+	if ((a = frame_get_array(o, "msgs")) == NULL)
+		fatalx("bad CH_HISTORY frame from the master");
+	if ((c = frame_conn(o)) == NULL || !c->streaming)
+		return;		/* gone: the master heard "stop" */
+	for (i = 0; i < a->via.array.size; i++) {
+		if (msg_unpack(&a->via.array.ptr[i], &m) == -1)
+			fatalx("bad message in CH_HISTORY from the master");
+		conn_send(c, wire_chat(&m, 0));
+		msg_clear(&m);
+	}
+	if (c->closing || c->ws == NULL)
+		return;		/* conn_free() stops the stream */
+	if (ws_conn_pending(c->ws) < HISTORY_LOW)
+		history_more(c, 0);
+	else
+		c->want_more = 1;
 }
 
 static void
@@ -644,7 +714,8 @@ on_joined(const msgpack_object *o)
 		return;
 	frame_get_u64(o, "count", &count);
 	frame_get_bool(o, "recovered", &recovered);
-	conn_set_joined(c);
+	conn_set_join(c, 1, 0);
+	c->want_more = 0;
 	conn_send(c, wire_joined(W.conf->node_id, count, recovered));
 	if (c->ws != NULL)
 		c->allowance = ws_conn_pending(c->ws);
@@ -866,8 +937,10 @@ ws_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 		return;
 	switch (type) {
 	case CH_ACK:
+		on_ack(o);
+		break;
 	case CH_HISTORY:
-		on_msg_for_conn(type, o);
+		on_history(o);
 		break;
 	case CH_JOINED:
 		on_joined(o);

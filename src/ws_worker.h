@@ -57,6 +57,8 @@ struct conn {
 	int64_t			 since_ms;	/* the clock its timeouts run on */
 	size_t			 allowance;	/* history queued when it joined */
 	unsigned		 joined:1;	/* gets pushed messages */
+	unsigned		 streaming:1;	/* its history is coming */
+	unsigned		 want_more:1;	/* ... next chunk once drained */
 	unsigned		 closing:1;	/* close sent: send nothing */
 	unsigned		 active:1;	/* joined, said hello or chatted */
 	unsigned		 waiting:1;	/* for the master's /status */

@@ -469,11 +469,24 @@ _nt_hellos_done() {
 	done
 }
 
+# A node that waits to hear its peers (an empty log, say) holds chats:
+# every running nodetalkd says "recovering": false.
+_nt_recovered() {
+	local id
+	for id in $(_nt_running); do
+		[ -z "${NT_SEEDS[$id]}" ] || continue
+		curl -fsS --max-time 2 "http://${NT_ADDR[$id]}:$P/status" |
+		    grep -q '"recovering":false' || return 1
+	done
+}
+
 # wait_peers [SECS]: every running node's log says "[X] Sent hello to Y" for
-# every other running node (default 15 s).  Counts as a check.
+# every other running node, and no node is still recovering (default
+# 15 s).  Counts as a check.
 wait_peers() {
 	local id o missing=
-	if wait_until "${1:-15}" _nt_hellos_done; then
+	if wait_until "${1:-15}" _nt_hellos_done &&
+	    wait_until "${1:-15}" _nt_recovered; then
 		_nt_ok "every node said hello to every other node"
 		return 0
 	fi

@@ -8,6 +8,8 @@
 # right N and M, keeps every record before N, leaves no junk in the file,
 # and gets the lost record (and what it missed) back from its peers:
 # every acknowledged message on every node, identical histories.
+# Then one flipped bit in the middle of C's log (record 10): only that
+# record is moved aside, the records after it are kept.
 # Last, C loses its own last acknowledged record while its peers are down
 # and takes a new chat before they come back: the new chat must not reuse
 # the lost record's identity (see "daemon bug" below).
@@ -113,6 +115,55 @@ damage 6 length-flip B
 # C's own acknowledged record, lost with A and B up: they give it back.
 damage 7 payload-flip C
 
+# One flipped bit in C's record 10, in the middle of the log (A and B are
+# down, so nothing comes back yet): that record alone moves aside, into a
+# file named in the log line, and every valid record after it is kept.
+# Those of its origin wait beyond the gap; the rest are served at once.
+# Then A and B fill the gap.
+for id in A B C; do
+	nt_stop "$id"
+done
+ntlog list "$LOG" | grep '^[0-9]' >"$T/before.list"
+read -r off len xo xs _ < <(sed -n 10p "$T/before.list")
+# What C should hold without record 10: per origin, the unbroken run from
+# 1; and how many of record 10's origin wait beyond the gap.
+read -r keep parked < <("$NT_PYTHON" - "$T/before.list" "$xo" <<-'EOF'
+	import sys
+	recs = [l.split() for l in open(sys.argv[1])]
+	ids = {}
+	for i, r in enumerate(recs):
+	    if i != 9:
+	        ids.setdefault(r[2], set()).add(int(r[3]))
+	keep = parked = 0
+	for o, seqs in ids.items():
+	    n = 0
+	    while n + 1 in seqs:
+	        n += 1
+	    keep += n
+	    if o == sys.argv[2]:
+	        parked = len([s for s in seqs if s > n + 1])
+	print(keep, parked)
+	EOF
+)
+nt_note "middle: record 10 is $xo-$xs at $off ($len bytes); C should keep $keep messages, $parked of $xo beyond the gap"
+poke "$LOG" $((off + 8 + len / 2))
+mark=$(nt_log_mark C)
+nt_start C
+check_log C "corrupt record at offset $off (bad crc): $((8 + len)) damaged bytes moved to $LOG.damaged-" "$mark"
+check_log C "; the records after them are kept" "$mark"
+if [ "$parked" -gt 0 ]; then
+	check_log C "$parked messages of $xo after a gap at $xo-$xs are kept aside until the gap is filled" "$mark"
+fi
+check_eq "middle: C serves every message the log still holds in order" \
+    "$keep" "$(nt_count C)"
+check "middle: C's log holds only whole records" log_clean
+check_eq "middle: the damaged bytes are in a file of their own" $((8 + len)) \
+    "$(stat -c %s "$(ls "$LOG".damaged-*-at-"$off" | tail -n 1)")"
+for id in A B; do
+	nt_start "$id"
+done
+check_converged 15 A B C
+
 # C loses its own last acknowledged record (C-n) while A and B are down.
 # It must not number a new chat before it knows what they hold of its
 # messages, or two acknowledged messages would share C-n for good: it
@@ -129,9 +180,9 @@ check_eq "own: C's last record is $lost (own-1)" "$lost own-1" "$o-$seq $cid"
 poke "$LOG" $((off + 8 + len / 2))
 mark=$(nt_log_mark C)
 nt_start C
-check_log C "the end of the log was lost: chats wait until every peer" "$mark"
+check_log C "the end of the log was lost: chats wait until A, B have said what they hold of C's messages" "$mark"
 out=$(wsclient send 127.0.0.3 "$P" early "too early" 2>&1)
-check_match "with its peers down, C refuses a chat as recovering" \
+check_match "with its peers down, C holds a chat 5 s, then refuses it as recovering" \
     '"code": *"recovering"' "$out"
 check_match "/status says C is recovering" '"recovering": *true' \
     "$(curl -fsS --max-time 2 "http://127.0.0.3:$P/status")"

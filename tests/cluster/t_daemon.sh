@@ -9,9 +9,11 @@
 [ -n "$BASH_VERSION" ] || exec /bin/bash "$0" "$@"  # $(SHELL) may be dash
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
+# Only A and B run: a node with an empty log waits for every configured
+# peer before it numbers a chat (guarantees.md), so C is not configured.
+NT_NODES=(A B)
 nt_init daemon
 logf="$T/A-file.log"
-nt_write_conf
 # A alone logs to a file; B (started later) logs to stderr as usual.
 conf="$T/a.conf"
 sed "s|^fsync = \"batch\";|fsync = \"batch\"; log_file = \"$logf\";|" \
@@ -28,7 +30,7 @@ check "that process has two workers" wait_until 5 \
     test "$(nt_children "$pid" | wc -l)" -eq 2
 _nt_own_tree "$pid"
 file_has() { grep -qF -- "$1" "${2:-$logf}"; }
-check "the log file has the Ready line" wait_until 5 file_has "[A] Ready. Peers: ['B', 'C']"
+check "the log file has the Ready line" wait_until 5 file_has "[A] Ready. Peers: ['B']"
 check "workers log to the file too" wait_until 5 file_has "[A] Starting WebSocket server on port $P..."
 check_match "log file lines carry a time stamp" \
     '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z \[A\] ' "$(head -n 1 "$logf")"

@@ -7,7 +7,8 @@ WebSocket connection to HOST:PORT and sends chats
     {"type":"chat","from":SENDER,"text":"PREFIX-i","id":"PREFIX-i"}
 
 for i = 1, 2, ... (the text is the client id, so a test can match acks,
-histories and texts), keeping at most --window chats unacknowledged.  Each
+histories and texts; --size pads it with " xxx..." to that many bytes),
+keeping at most --window chats unacknowledged.  Each
 ack is checked (its client_id must be the oldest outstanding chat: acks on
 one connection come in send order) and appended to --acked as one line
 
@@ -68,8 +69,11 @@ class Gen:
         return time.monotonic() >= self.deadline
 
     def frame(self, i):
+        text = self.cid(i)
+        if len(text) < self.a.size:
+            text += " " + "x" * (self.a.size - len(text) - 1)
         return json.dumps({"type": "chat", "from": self.a.sender,
-                           "text": self.cid(i), "id": self.cid(i)})
+                           "text": text, "id": self.cid(i)})
 
     def record(self, ack):
         line = f"{ack.get('id')} {ack.get('client_id')}\n"
@@ -185,6 +189,8 @@ def main(argv):
     p.add_argument("--delay-ms", type=float, default=0.0,
                    help="pause after each ack (and send one at a time)")
     p.add_argument("--reconnect", action="store_true")
+    p.add_argument("--size", type=int, default=0,
+                   help="pad each text to this many bytes")
     a = p.parse_args(argv)
     if a.window < 1 or not a.host.startswith("127."):
         sys.stderr.write("loadgen: --window >= 1 and a loopback host\n")

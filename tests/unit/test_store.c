@@ -25,7 +25,10 @@
 #include <cmocka.h>
 #include <zlib.h>
 
+#include <msgpack.h>
+
 #include "nodetalk.h"
+#include "channel.h"
 #include "store.h"
 
 /* Each test owns root/; the store's data_dir is root/data. */
@@ -403,36 +406,93 @@ test_lookup_client_id(void **state)
 	store_close(s);
 }
 
-static void
-test_next_missing(void **state)
+/* "A-1 B-1": what a cursor returns from here to its end. */
+static const char *
+walk(struct store *s, struct store_cursor *c)
 {
-	struct fixture	*f = *state;
-	struct store	*s;
-	struct nt_have	 h = { NULL, 0 };
+	static char		 buf[4096];
+	const struct nt_msg	*m;
+	char			 id[64];
+	size_t			 used = 0;
+
+	buf[0] = '\0';
+	while ((m = store_cursor_next(s, c)) != NULL && used < sizeof(buf)) {
+		msg_idstr(m, id, sizeof(id));
+		used += snprintf(buf + used, sizeof(buf) - used, "%s%s",
+		    used > 0 ? " " : "", id);
+	}
+	return (buf);
+}
+
+static void
+release_all(struct store *s)
+{
+	const struct nt_have	*h = store_have(s);
+	size_t			 i;
+
+	for (i = 0; i < h->n; i++)
+		store_release(s, h->v[i].origin, h->v[i].seq);
+}
+
+/* Cursors: cluster order, from a have vector on, released messages only. */
+static void
+test_cursor(void **state)
+{
+	struct fixture		*f = *state;
+	struct store		*s;
+	struct store_cursor	 c;
+	struct nt_have		 h = { NULL, 0 };
 
 	s = open_ok(f->data);
-	assert_int_equal(store_next_missing(s, &h, 0), 0);
 	assert_int_equal(add(s, "A", 1, 1, NULL), 1);
 	assert_int_equal(add(s, "B", 1, 2, NULL), 1);
 	assert_int_equal(add(s, "A/seed", 1, 3, NULL), 1);
 	assert_int_equal(add(s, "A", 2, 4, NULL), 1);
 	assert_int_equal(add(s, "C", 1, 5, NULL), 1);
-	assert_string_equal(ids(s), "A-1 B-1 A/seed-1 A-2 C-1");
 
-	assert_int_equal(store_next_missing(s, &h, 0), 0);
+	/* Nothing is served before it is released (made durable). */
+	store_cursor_init(&c, NULL, 0);
+	assert_string_equal(walk(s, &c), "");
+	store_release(s, "A", 1);
+	assert_string_equal(walk(s, &c), "A-1");
+	release_all(s);
+	assert_string_equal(walk(s, &c), "B-1 A/seed-1 A-2 C-1");
+	store_cursor_clear(&c);
+
+	/* From a have vector; local-only origins left out for peers. */
 	have_set(&h, "A", 1);
-	assert_int_equal(store_next_missing(s, &h, 0), 1);
-	/* A/seed-1 is never offered, even to a node that lacks it. */
-	assert_int_equal(store_next_missing(s, &h, 2), 3);
-	assert_int_equal(store_next_missing(s, &h, 4), 4);
-	assert_int_equal(store_next_missing(s, &h, 5), 5);
-	assert_int_equal(store_next_missing(s, &h, 99), 5);
+	store_cursor_init(&c, &h, CURSOR_NO_LOCAL);
+	assert_int_equal(store_cursor_left(s, &c), 3);
+	assert_string_equal(walk(s, &c), "B-1 A-2 C-1");
+	assert_int_equal(store_cursor_left(s, &c), 0);
+	store_cursor_clear(&c);
 
-	have_set(&h, "A", 2);
-	have_set(&h, "B", 1);
-	assert_int_equal(store_next_missing(s, &h, 0), 4);
-	have_set(&h, "C", 1);
-	assert_int_equal(store_next_missing(s, &h, 0), 5);
+	/* A late message that sorts behind the cursor is its next one. */
+	store_cursor_init(&c, NULL, 0);
+	assert_non_null(store_cursor_next(s, &c));	/* */
+	assert_non_null(store_cursor_next(s, &c));	/* B-1 */
+	assert_non_null(store_cursor_next(s, &c));	/* A/seed-1 */
+	assert_int_equal(add(s, "B", 2, 3, NULL), 1);
+	assert_int_equal(add(s, "A", 3, 6, NULL), 1);
+	store_release(s, "B", 2);
+	assert_string_equal(walk(s, &c), "B-2 A-2 C-1");
+	/* A-3 comes once released; the cursor waited for it. */
+	store_release(s, "A", 3);
+	assert_string_equal(walk(s, &c), "A-3");
+
+	/* An origin it has not seen starts from its have vector. */
+	have_clear(&h);
+	have_set(&h, "D", 1);
+	store_cursor_skip(s, &c, &h);
+	assert_int_equal(add(s, "D", 1, 7, NULL), 1);
+	assert_int_equal(add(s, "D", 2, 8, NULL), 1);
+	release_all(s);
+	assert_string_equal(walk(s, &c), "D-2");
+	store_cursor_have(s, &c, &h);
+	assert_int_equal(have_get(&h, "A"), 3);
+	assert_int_equal(have_get(&h, "D"), 2);
+	assert_int_equal(have_get(&h, "A/seed"), 1);
+	store_cursor_clear(&c);
 	have_clear(&h);
 	store_close(s);
 }
@@ -499,6 +559,89 @@ test_persistence(void **state)
 	s = open_ok(f->data);
 	assert_int_equal(store_count(s), n + 1);
 	assert_string_equal(store_at(s, n)->text, "A-3");
+	store_close(s);
+}
+
+static int
+state_file(const struct fixture *f, const char *name, char *buf, size_t len)
+{
+	char	 path[PATH_MAX];
+	ssize_t	 n;
+	int	 fd;
+
+	snprintf(path, sizeof(path), "%s/%s", f->data, name);
+	if ((fd = open(path, O_RDONLY)) == -1)
+		return (0);
+	n = read(fd, buf, len - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	close(fd);
+	return (1);
+}
+
+static struct store *
+open_policy(const char *dir, enum fsync_policy policy)
+{
+	struct store	*s;
+	char		*cause = NULL;
+
+	if ((s = store_open(dir, policy, &cause)) == NULL)
+		fail_msg("store_open %s: %s", dir, cause);
+	return (s);
+}
+
+/* store_doubt(): why a node must hear its peers before numbering a chat. */
+static void
+test_doubt(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*s;
+	char		*cause = NULL, buf[64];
+
+	/* A new (empty) log, and the "running" file with the policy. */
+	s = open_ok(f->data);
+	assert_string_equal(store_doubt(s), "the log is empty");
+	assert_true(state_file(f, "running", buf, sizeof(buf)));
+	assert_string_equal(buf, "batch\n");
+	assert_int_equal(add(s, "A", 1, 1, NULL), 1);
+	assert_int_equal(store_stop(s, &cause), 0);
+	assert_false(state_file(f, "running", buf, sizeof(buf)));
+	assert_int_equal(store_dirty(s), 0);
+	store_close(s);
+
+	/* A clean stop, or a crash under batch: no doubt. */
+	s = open_ok(f->data);
+	assert_null(store_doubt(s));
+	store_close(s);
+	s = open_ok(f->data);
+	assert_null(store_doubt(s));
+
+	/* The recovering mark survives a crash, and goes when cleared. */
+	assert_int_equal(store_set_recovering(s, 1, &cause), 0);
+	assert_true(state_file(f, "recovering", buf, sizeof(buf)));
+	store_close(s);
+	s = open_policy(f->data, FSYNC_NONE);
+	assert_string_equal(store_doubt(s),
+	    "a recovery was under way when the node stopped");
+	assert_int_equal(store_set_recovering(s, 0, &cause), 0);
+	assert_false(state_file(f, "recovering", buf, sizeof(buf)));
+	assert_true(state_file(f, "running", buf, sizeof(buf)));
+	assert_string_equal(buf, "none\n");
+	store_close(s);
+
+	/* The last run died under "none": acked messages may be gone. */
+	s = open_ok(f->data);
+	assert_non_null(strstr(store_doubt(s), "did not stop cleanly"));
+	assert_int_equal(store_stop(s, &cause), 0);
+	store_close(s);
+	s = open_policy(f->data, FSYNC_NONE);
+	assert_null(store_doubt(s));
+	assert_int_equal(store_stop(s, &cause), 0);
+	store_close(s);
+
+	/* A cut tail. */
+	file_append(f->log, "junk!", 5);
+	s = open_ok(f->data);
+	assert_string_equal(store_doubt(s), "the end of the log was lost");
 	store_close(s);
 }
 
@@ -577,14 +720,48 @@ test_bad_length(void **state)
 	store_close(s);
 }
 
+/* Flip one bit of the byte at off. */
+static void
+flip(const char *path, off_t off)
+{
+	unsigned char	 c;
+	int		 fd;
+
+	assert_true((fd = open(path, O_RDWR)) != -1);
+	assert_int_equal(pread(fd, &c, 1, off), 1);
+	c ^= 0x10;
+	assert_int_equal(pwrite(fd, &c, 1, off), 1);
+	close(fd);
+}
+
+/* The file named in a "moved to PATH;" or "(saved in PATH)" log line. */
+static char *
+side_file(const char *out)
+{
+	static char	 path[PATH_MAX];
+	const char	*p;
+	size_t		 n;
+
+	if ((p = strstr(out, "moved to ")) != NULL)
+		p += strlen("moved to ");
+	else if ((p = strstr(out, "(saved in ")) != NULL)
+		p += strlen("(saved in ");
+	assert_non_null(p);
+	n = strcspn(p, ";)");
+	assert_true(n < sizeof(path));
+	memcpy(path, p, n);
+	path[n] = '\0';
+	return (path);
+}
+
+/* One flipped bit in the middle: that record moves aside, the rest stay. */
 static void
 test_bad_crc(void **state)
 {
 	struct fixture	*f = *state;
 	struct store	*s;
-	char		 out[1024];
-	unsigned char	 c;
-	off_t		 size1, size2, at;
+	char		 out[2048], want[PATH_MAX], rec[256], saved[256];
+	off_t		 size1, size2, size3;
 	int		 fd;
 
 	s = open_ok(f->data);
@@ -593,21 +770,130 @@ test_bad_crc(void **state)
 	assert_int_equal(add(s, "B", 1, 2, NULL), 1);
 	size2 = store_log_size(s);
 	assert_int_equal(add(s, "A", 2, 3, NULL), 1);
+	size3 = store_log_size(s);
+	assert_int_equal(store_stop(s, &(char *){ NULL }), 0);
 	store_close(s);
 
 	/* One bit, in the middle of the second record's payload. */
-	at = size1 + 8 + (size2 - size1 - 8) / 2;
-	assert_true((fd = open(f->log, O_RDWR)) != -1);
-	assert_int_equal(pread(fd, &c, 1, at), 1);
-	c ^= 0x10;
-	assert_int_equal(pwrite(fd, &c, 1, at), 1);
+	flip(f->log, size1 + 8 + (size2 - size1 - 8) / 2);
+	assert_true((fd = open(f->log, O_RDONLY)) != -1);
+	assert_int_equal(pread(fd, rec, size2 - size1, size1), size2 - size1);
 	close(fd);
 
 	s = open_captured(f, out, sizeof(out));
-	assert_string_equal(ids(s), "A-1");
-	assert_int_equal(file_size(f->log), size1);
-	assert_int_equal(store_log_size(s), size1);
-	assert_non_null(strstr(out, "(bad crc)"));
+	assert_string_equal(ids(s), "A-1 A-2");
+	assert_int_equal(file_size(f->log), size3 - (size2 - size1));
+	assert_int_equal(store_log_size(s), size3 - (size2 - size1));
+	snprintf(want, sizeof(want), "%s: corrupt record at offset %lld "
+	    "(bad crc): %lld damaged bytes moved to %s.damaged-", f->log,
+	    (long long)size1, (long long)(size2 - size1), f->log);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, "; the records after them are kept"));
+	assert_string_equal(store_doubt(s), "the log was damaged");
+	/* The damaged bytes, as they were, for an operator to look at. */
+	assert_int_equal(file_size(side_file(out)), size2 - size1);
+	assert_true((fd = open(side_file(out), O_RDONLY)) != -1);
+	assert_int_equal(read(fd, saved, sizeof(saved)), size2 - size1);
+	close(fd);
+	assert_memory_equal(saved, rec, size2 - size1);
+	store_close(s);
+
+	/* The log is clean again. */
+	s = open_captured(f, out, sizeof(out));
+	assert_string_equal(ids(s), "A-1 A-2");
+	assert_null(strstr(out, "corrupt"));
+	store_close(s);
+}
+
+/*
+ * A damaged record of an origin with more after it: those wait beyond
+ * the gap, kept in the log, until the missing one comes (from a peer).
+ */
+static void
+test_damage_gap(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*s;
+	char		 out[2048], want[256];
+	off_t		 size1, size2;
+
+	s = open_ok(f->data);
+	assert_int_equal(add(s, "A", 1, 1, NULL), 1);
+	size1 = store_log_size(s);
+	assert_int_equal(add(s, "A", 2, 2, NULL), 1);
+	size2 = store_log_size(s);
+	assert_int_equal(add(s, "B", 1, 3, NULL), 1);
+	assert_int_equal(add(s, "A", 3, 4, NULL), 1);
+	assert_int_equal(add(s, "A", 4, 5, "a4"), 1);
+	store_close(s);
+
+	/* The length of A-2: the next header is found by the resync. */
+	flip(f->log, size1 + 2);
+	s = open_captured(f, out, sizeof(out));
+	snprintf(want, sizeof(want), "corrupt record at offset %lld (short "
+	    "payload): %lld damaged bytes moved", (long long)size1,
+	    (long long)(size2 - size1));
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, "2 messages of A after a gap at A-2 are "
+	    "kept aside until the gap is filled"));
+	assert_string_equal(ids(s), "A-1 B-1");
+	assert_int_equal(have_get(store_have(s), "A"), 1);
+	assert_int_equal(store_parked(s, "A"), 2);
+	assert_int_equal(file_size(side_file(out)), size2 - size1);
+
+	/* A-2 from a peer: take their places. */
+	assert_int_equal(add(s, "A", 3, 4, NULL), -2);
+	assert_int_equal(add(s, "A", 2, 2, NULL), 1);
+	assert_int_equal(have_get(store_have(s), "A"), 4);
+	assert_int_equal(store_parked(s, "A"), 0);
+	assert_string_equal(ids(s), "A-1 A-2 B-1 A-3 A-4");
+	assert_int_equal(store_lookup_client_id(s, "A", "a4")->seq, 4);
+	assert_int_equal(add(s, "A", 4, 5, NULL), 0);
+	store_close(s);
+
+	/* In the log, A-2 now follows A-4: the order is made at open. */
+	s = open_captured(f, out, sizeof(out));
+	assert_string_equal(ids(s), "A-1 A-2 B-1 A-3 A-4");
+	assert_null(strstr(out, "corrupt"));
+	assert_null(strstr(out, "kept aside"));
+	assert_int_equal(store_parked(s, "A"), 0);
+	store_close(s);
+}
+
+/* Junk between records (a bad block): skipped, records after it kept. */
+static void
+test_damage_junk(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*s;
+	struct nt_msg	*m;
+	msgpack_sbuffer	 sb;
+	msgpack_packer	 pk;
+	char		 out[2048], junk[300];
+	off_t		 size1;
+
+	s = open_ok(f->data);
+	assert_int_equal(add(s, "A", 1, 1, NULL), 1);
+	size1 = store_log_size(s);
+	store_close(s);
+	/* Junk that looks like headers here and there, then two records. */
+	memset(junk, 0x86, sizeof(junk));
+	file_append(f->log, junk, sizeof(junk));
+	m = mk("A", 2, 2, NULL);
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msg_pack(&pk, m);
+	file_append_record(f->log, sb.data, sb.size);
+	file_append_record(f->log, sb.data, sb.size);	/* a duplicate */
+	msgpack_sbuffer_destroy(&sb);
+	msg_free(m);
+
+	s = open_captured(f, out, sizeof(out));
+	assert_string_equal(ids(s), "A-1 A-2");
+	assert_non_null(strstr(out, "(bad length): 300 damaged bytes moved"));
+	assert_int_equal(file_size(side_file(out)), sizeof(junk));
+	assert_int_equal(file_size(f->log), store_log_size(s));
+	assert_int_equal(store_log_size(s), size1 + 2 * (8 + (off_t)sb.size));
 	store_close(s);
 }
 
@@ -671,18 +957,23 @@ test_replay_dup_and_gap(void **state)
 	assert_int_equal(file_size(f->log), 2 * size2);
 	store_close(s);
 
-	/* A-2 alone: a gap, skipped with a warning; B-1 after it is kept. */
+	/* A-2 alone: kept aside beyond the gap; B-1 after it is kept. */
 	assert_int_equal(truncate(f->log, 0), 0);
 	file_append(f->log, buf + size1, size2 - size1);
 	s = open_captured(f, out, sizeof(out));
 	assert_int_equal(store_count(s), 0);
-	assert_non_null(strstr(out, "A seq 2 leaves a gap after 0; skipped"));
+	assert_non_null(strstr(out, "1 messages of A after a gap at A-1 are "
+	    "kept aside"));
+	assert_int_equal(store_parked(s, "A"), 1);
 	assert_int_equal(add(s, "B", 1, 5, NULL), 1);
 	store_close(s);
 	s = open_captured(f, out, sizeof(out));
 	assert_string_equal(ids(s), "B-1");
 	assert_int_equal(have_get(store_have(s), "A"), 0);
 	assert_non_null(strstr(out, "gap"));
+	/* A-1 comes: A-2 follows it. */
+	assert_int_equal(add(s, "A", 1, 1, NULL), 1);
+	assert_string_equal(ids(s), "A-1 A-2 B-1");
 	store_close(s);
 	free(buf);
 }
@@ -914,15 +1205,20 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lookup_client_id, setup,
 		    teardown),
-		cmocka_unit_test_setup_teardown(test_next_missing, setup,
+		cmocka_unit_test_setup_teardown(test_cursor, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_persistence, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_doubt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_length, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_crc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damage_gap, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_damage_junk, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_payload, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_replay_dup_and_gap, setup,

@@ -238,7 +238,7 @@ side_close(struct ws_conn *c, int code, void *arg)
 	sd->c = NULL;
 }
 
-static const struct ws_conn_cbs side_cbs = { side_text, side_close };
+static const struct ws_conn_cbs side_cbs = { side_text, side_close, NULL };
 
 static int
 both_closed(void *arg)
