@@ -913,6 +913,7 @@ ws_worker_main(struct worker_args *wa)
 	TAILQ_INIT(&W.conns);
 	if ((W.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+	log_batch_on(W.base);
 	peers_from_config();
 	www_set(W.conf->www_dir);
 	W.ch = chan_new(W.base, wa->chan_fd, "master", ws_frame, worker_chan_lost,
