@@ -14,8 +14,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "nodetalk.h"
 #include "log.h"
+
+/*
+ * At most this much waits for the end of a loop turn, and goes out in one
+ * write(2): never more than PIPE_BUF, so that a batch on a pipe shared by
+ * the three processes is not interleaved with another's.
+ */
+#define LOG_BATCH	4096
 
 static char	 log_node[64];
 static char	 log_proc[32] = "nodetalkd";
@@ -24,6 +33,10 @@ static int	 log_fd = STDERR_FILENO;
 static int	 log_to_syslog;
 static int	 log_stamp;		/* a file: lines carry the time */
 static char	 log_target[4096];	/* what log_open() was given */
+static char	 log_batch[LOG_BATCH];	/* info and debug lines, waiting */
+static size_t	 log_batchlen;
+static struct event *log_flush_ev;	/* NULL: every line at once */
+static int	 log_flush_armed;
 
 static const char *const log_names[] = { "error", "warn", "info", "debug" };
 
@@ -93,6 +106,7 @@ log_open(const char *target_arg, char **cause)
 
 	/* target_arg may be log_current() itself, which is rewritten below. */
 	snprintf(target, sizeof(target), "%s", target_arg);
+	log_flush();
 	if (target[0] != '\0' && strcmp(target, "syslog") != 0) {
 		fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
 		    0640);
@@ -126,6 +140,69 @@ log_forget(void)
 {
 	log_fd = STDERR_FILENO;
 	log_to_syslog = 0;
+	/* The parent writes what it had waiting; its event is not ours. */
+	log_batchlen = 0;
+	log_flush_ev = NULL;
+	log_flush_armed = 0;
+}
+
+/* Write the lines that wait, in one write(2). */
+void
+log_flush(void)
+{
+	if (log_batchlen > 0)
+		(void)!write(log_fd, log_batch, log_batchlen);
+	log_batchlen = 0;
+}
+
+static void
+log_flush_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	log_flush_armed = 0;
+	log_flush();
+}
+
+/*
+ * From now on, info and debug lines wait for the end of the loop turn of
+ * base and go out together: a node logs a line per chat it stores, and a
+ * write(2) per line was a good part of its work.  Warnings and errors (and
+ * everything when base is NULL) still go out at once, after what waits.
+ */
+void
+log_batch_on(struct event_base *base)
+{
+	static int	 registered;
+
+	log_flush();
+	log_flush_armed = 0;
+	if (base == NULL) {
+		log_flush_ev = NULL;
+		return;
+	}
+	if ((log_flush_ev = evtimer_new(base, log_flush_cb, NULL)) == NULL)
+		fatalx("evtimer_new");
+	if (!registered && atexit(log_flush) == 0)
+		registered = 1;
+}
+
+/* Keep line for the end of the turn; 0, or -1 when it must go at once. */
+static int
+log_batch_add(const char *line, size_t len)
+{
+	struct timeval	 now = { 0, 0 };
+
+	if (log_flush_ev == NULL || len > LOG_BATCH)
+		return (-1);
+	if (log_batchlen + len > LOG_BATCH)
+		log_flush();
+	memcpy(log_batch + log_batchlen, line, len);
+	log_batchlen += len;
+	/* A timer due now runs after the events of this turn. */
+	if (!log_flush_armed) {
+		evtimer_add(log_flush_ev, &now);
+		log_flush_armed = 1;
+	}
+	return (0);
 }
 
 /* Open the same target again: SIGUSR1, or a freshly forked worker. */
@@ -166,8 +243,8 @@ log_timestamp(char *buf, size_t len)
 }
 
 /*
- * One write(2) per line, so lines from the three processes sharing stderr
- * never interleave mid-line.
+ * Whole lines in each write(2), so lines from the three processes sharing
+ * stderr never interleave mid-line: one line, or a batch (log_batch_on).
  */
 static void
 log_emit(int level, const char *tag, const char *fmt, va_list ap, int err)
@@ -199,6 +276,9 @@ log_emit(int level, const char *tag, const char *fmt, va_list ap, int err)
 		return;
 	}
 	line[len++] = '\n';
+	if (level >= LOG_LVL_INFO && log_batch_add(line, len) == 0)
+		return;
+	log_flush();
 	(void)!write(log_fd, line, len);
 }
 

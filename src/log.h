@@ -15,7 +15,11 @@ enum log_level {
 	LOG_LVL_DEBUG
 };
 
+struct event_base;
+
 void	log_init(const char *node_id, const char *procname);
+void	log_batch_on(struct event_base *);
+void	log_flush(void);
 int	log_open(const char *target, char **cause);
 int	log_reopen(char **cause);
 void	log_forget(void);

@@ -753,6 +753,7 @@ master_run(void)
 
 	if ((M.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+	log_batch_on(M.base);
 	M.sync_ev = evtimer_new(M.base, commit_cb, NULL);
 	M.kill_ev = evtimer_new(M.base, kill_cb, NULL);
 	M.antientropy_ev = evtimer_new(M.base, antientropy_cb, NULL);
@@ -767,6 +768,7 @@ master_run(void)
 	worker_start(&M.ws);
 	worker_start(&M.peer);
 	event_base_dispatch(M.base);
+	log_batch_on(NULL);
 	if (store_stop(M.store, &cause) == -1)
 		fatalx("%s", cause);
 	store_close(M.store);

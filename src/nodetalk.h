@@ -78,6 +78,9 @@ char		*xstrndup(const char *, size_t);
 int		 xasprintf(char **, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 
+/* rng.c */
+void		 rng_bytes(void *, size_t);
+
 /* msg.c */
 struct nt_msg	*msg_new(void);
 struct nt_msg	*msg_dup(const struct nt_msg *);

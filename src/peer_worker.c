@@ -506,6 +506,7 @@ peer_worker_main(struct worker_args *wa)
 	P.conf = wa->conf;
 	if ((P.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+	log_batch_on(P.base);
 	/* Hosts may be names: resolve without blocking the other links. */
 	P.dns = evdns_base_new(P.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);

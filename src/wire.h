@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include "nodetalk.h"
+#include "json.h"
 
 enum wire_type {
 	WIRE_CHAT = 1,		/* client chat, or replicated when .replicated */
@@ -68,6 +69,14 @@ char	*wire_chat(const struct nt_msg *, int replicated);
 char	*wire_client_chat(const char *from, const char *text,
 	    const char *client_id, uint64_t after);
 char	*wire_ack(const struct nt_msg *);
+/* The same into a buffer the caller keeps (JSON_OUT_INIT at first). */
+void	 wire_ack_into(struct json_out *, const struct nt_msg *);
+/*
+ * A stored message's chat frame in two steps: the body, shared by clients
+ * and peers, then the end, for a client (0) or a peer (1).
+ */
+void	 wire_chat_body(struct json_out *, const struct nt_msg *);
+void	 wire_chat_end(struct json_out *, int replicated);
 char	*wire_error(const char *code, const char *message);
 char	*wire_hello(const char *from, const char *to, int64_t ts,
 	    const char *auth);

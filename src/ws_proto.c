@@ -694,15 +694,12 @@ conn_frame_start_cb(wslay_event_context_ptr ctx,
 	wslay_event_shutdown_read(ctx);
 }
 
-/* Masks must be unpredictable (RFC 6455 section 10.3). */
+/* Masks must be unpredictable (RFC 6455 section 10.3): see rng.c. */
 static int
-conn_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
-    void *arg __unused)
+conn_genmask_cb(wslay_event_context_ptr ctx __unused, uint8_t *buf,
+    size_t len, void *arg __unused)
 {
-	if (RAND_bytes(buf, len) != 1) {
-		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-		return (-1);
-	}
+	rng_bytes(buf, len);
 	return (0);
 }
 

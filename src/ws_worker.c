@@ -985,6 +985,7 @@ ws_worker_main(struct worker_args *wa)
 	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (W.dns == NULL)
 		log_warnx("no DNS resolver; using the system's, blocking");
+	log_batch_on(W.base);
 	peers_from_config();
 	admit_clamp();
 	www_set(W.conf->www_dir);

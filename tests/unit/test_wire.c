@@ -2,6 +2,8 @@
  * test_wire.c: client and peer frames are validated as a client would
  * expect: good frames parse, every kind of mistake gets its error code.
  */
+#include <sys/wait.h>
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -404,6 +407,36 @@ test_ratelimit(void **state)
 	assert_string_equal(note, " (2 more since the last such line)");
 }
 
+/* Mask bytes never repeat, not across calls, not in a forked child. */
+static void
+test_rng(void **state)
+{
+	unsigned char	 a[64], b[64], child[64], zero[64];
+	int		 fd[2], status;
+	pid_t		 pid;
+
+	memset(zero, 0, sizeof(zero));
+	rng_bytes(a, sizeof(a));
+	rng_bytes(b, sizeof(b));
+	assert_memory_not_equal(a, b, sizeof(a));
+	assert_memory_not_equal(a, zero, sizeof(a));
+	/* Drain well past one chunk and a rekey, in odd pieces. */
+	for (int i = 0; i < 20000; i++)
+		rng_bytes(b, 1 + i % 61);
+	assert_int_equal(pipe(fd), 0);
+	if ((pid = fork()) == 0) {
+		rng_bytes(child, sizeof(child));
+		_exit(write(fd[1], child, sizeof(child)) == sizeof(child) ?
+		    0 : 1);
+	}
+	rng_bytes(a, sizeof(a));
+	assert_int_equal(read(fd[0], child, sizeof(child)), sizeof(child));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_memory_not_equal(a, child, sizeof(a));
+	close(fd[0]);
+	close(fd[1]);
+}
+
 static void
 test_utf8(void **state)
 {
@@ -476,6 +509,7 @@ main(void)
 		cmocka_unit_test(test_exact_integers),
 		cmocka_unit_test(test_msg_check),
 		cmocka_unit_test(test_ratelimit),
+		cmocka_unit_test(test_rng),
 		cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_auth),
