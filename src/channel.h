@@ -19,8 +19,9 @@
 
 #include "nodetalk.h"
 
-#define CHAN_VERSION	1
+#define CHAN_VERSION	2
 #define CHAN_MAX_FRAME	(1024 * 1024)
+#define CHAN_MAX_FIELDS	8	/* keys a frame type declares, "t" aside */
 
 enum chan_type {
 	/* 1xx: both directions, link control */
@@ -34,7 +35,7 @@ enum chan_type {
 				   a reload) */
 
 	/* 2xx: ws worker <-> master */
-	CH_CHAT = 200,		/* ws->m: conn, from, text, cid?, t (mono us),
+	CH_CHAT = 200,		/* ws->m: conn, from, text, cid?, t_us (mono),
 				   after (highest lamport the client saw) */
 	CH_ACK = 201,		/* m->ws: conn, msg (the stored one) */
 	CH_JOIN = 202,		/* ws->m: conn, since{} */
@@ -94,6 +95,16 @@ void		 frame_have(struct chan_frame *, const char *key,
 		    const struct nt_have *);
 void		 frame_strv(struct chan_frame *, const char *key,
 		    const char **, size_t);
+
+/*
+ * Every frame is checked against its type's fields (channel.c) before it
+ * reaches a callback: 0, or -1 with *cause (caller frees).  The tables
+ * are there for the tests too: a type's name and its "key:T" fields,
+ * NULL for a type that does not exist.
+ */
+int		 chan_frame_check(const msgpack_object *, char **cause);
+const char	*chan_type_name(int);
+const char *const *chan_type_fields(int);
 
 /* Decoding helpers: NULL / -1 when the key is missing or of another type. */
 const msgpack_object *frame_get(const msgpack_object *, const char *key);

@@ -188,7 +188,7 @@ on_client_chat(const msgpack_object *o)
 	int64_t			 t;
 
 	memset(&m, 0, sizeof(m));
-	if (frame_get_i64(o, "t", &t) == 0)
+	if (frame_get_i64(o, "t_us", &t) == 0)
 		hist_add(&M.stats.chan_lat, (mono_us() - t) / 1e6);
 	if (frame_get_u64(o, "conn", &conn) == -1 ||
 	    (m.from = frame_get_str(o, "from")) == NULL ||

@@ -220,7 +220,7 @@ relay_chat(struct conn *c, struct wire_in *w)
 
 	frame_begin(&f, CH_CHAT, w->msg.client_id != NULL ? 6 : 5);
 	frame_u64(&f, "conn", c->id);
-	frame_i64(&f, "t", mono_us());
+	frame_i64(&f, "t_us", mono_us());
 	frame_u64(&f, "after", w->after);
 	frame_str(&f, "from", w->msg.from);
 	frame_str(&f, "text", w->msg.text);
