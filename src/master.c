@@ -97,14 +97,15 @@ static void __attribute__((noreturn))
 usage(int status)
 {
 	fprintf(status == 0 ? stdout : stderr,
-	    "usage: nodetalkd [-dtvV] [-c file] [-n node-id] [-p pidfile]\n"
+	    "usage: nodetalkd [-dhtvV] [-c file] [-n node-id] [-p pidfile]\n"
 	    "  -c, --config FILE    configuration (default %s)\n"
 	    "  -n, --node-id ID     this node's entry (default: node_id)\n"
 	    "  -d, --daemon         detach; log to syslog unless log_file\n"
 	    "  -t, --test           check the configuration and exit\n"
 	    "  -p, --pidfile FILE   write and lock a pid file\n"
 	    "  -v, --verbose        debug logging; with -t print the config\n"
-	    "  -V, --version        print the version\n", NT_DEFAULT_CONF);
+	    "  -V, --version        print the version\n"
+	    "  -h, --help           print this help\n", NT_DEFAULT_CONF);
 	exit(status);
 }
 
@@ -636,6 +637,10 @@ load_or_die(const char *path, const char *node, int test)
 	conf = config_load(path, node, getenv("NT_PORT"), &errors);
 	if (conf == NULL) {
 		fprintf(stderr, "%s\n", errors);
+		if (access(path, F_OK) == -1 && errno == ENOENT)
+			fprintf(stderr, "nodetalkd: no configuration file at "
+			    "%s: name one with -c FILE (nodetalk.conf(5); "
+			    "examples in %s/examples)\n", path, DOCDIR);
 		if (test)
 			fprintf(stderr, "nodetalkd: configuration file %s "
 			    "test failed\n", path);

@@ -52,8 +52,12 @@ get_str(const cJSON *o, const char *key, int required, size_t max,
 	if (!cJSON_IsString(v))
 		return (fail(e, "bad_field", "'%s' must be a string", key));
 	len = strlen(v->valuestring);
-	if (max != 0 && len > max)
-		return (fail(e, "too_long", "'%s' is too long", key));
+	if (max != 0 && len > max) {
+		e->code = "too_long";
+		xasprintf(&e->why, "'%s' is %zu bytes; the limit is %zu", key,
+		    len, max);
+		return (-1);
+	}
 	*out = xstrdup(v->valuestring);
 	return (0);
 }

@@ -372,6 +372,18 @@ on_hello(struct conn *c, struct wire_in *w)
 	clients_report();
 }
 
+/* Say the limit, so that the sender knows what would be taken. */
+static void
+text_too_long(struct conn *c, size_t len)
+{
+	char	*why;
+
+	xasprintf(&why, "'text' is %zu bytes; this node takes at most %d "
+	    "(max_message_bytes)", len, W.conf->max_message_bytes);
+	send_error(c, "too_long", why);
+	free(why);
+}
+
 static void
 on_text(struct ws_conn *ws, const char *buf, size_t len, void *arg)
 {
@@ -396,7 +408,7 @@ on_text(struct ws_conn *ws, const char *buf, size_t len, void *arg)
 		if (w.replicated)
 			on_replicated(c, &w);
 		else if (strlen(w.msg.text) > (size_t)W.conf->max_message_bytes)
-			send_error(c, "too_long", "'text' is too long");
+			text_too_long(c, strlen(w.msg.text));
 		else
 			relay_chat(c, &w);
 		break;
@@ -427,26 +439,38 @@ static const struct ws_conn_cbs conn_cbs = { on_text, on_close };
 
 /* HTTP. */
 
+/* A plain-text answer: the status line's words, and why when we know. */
 static void
-http_reply(struct conn *c, int status, const char *extra, int keep)
+http_reply_why(struct conn *c, int status, const char *extra, int keep,
+    const char *why)
 {
-	char	 body[128];
+	char	 body[512];
 	int	 len;
 
-	len = snprintf(body, sizeof(body), "%d %s\n", status,
-	    http_reason(status));
+	len = snprintf(body, sizeof(body), "%d %s\n%s%s", status,
+	    http_reason(status), why != NULL ? why : "", why != NULL ? "\n" :
+	    "");
+	if (len < 0 || (size_t)len >= sizeof(body))
+		len = strlen(body);
 	http_respond(bufferevent_get_output(c->bev), status,
 	    "text/plain; charset=utf-8", extra, body, len, 0, keep);
 }
 
 static void
+http_reply(struct conn *c, int status, const char *extra, int keep)
+{
+	http_reply_why(c, status, extra, keep, NULL);
+}
+
+static void
 http_upgrade(struct conn *c, struct http_req *req)
 {
-	int	 status;
+	const char	*why;
+	int		 status;
 
-	if ((status = ws_check_upgrade(req)) != 0) {
-		http_reply(c, status, status == 426 ?
-		    "Sec-WebSocket-Version: 13\r\n" : NULL, 0);
+	if ((status = ws_check_upgrade_why(req, &why)) != 0) {
+		http_reply_why(c, status, status == 426 ?
+		    "Sec-WebSocket-Version: 13\r\n" : NULL, 0, why);
 		bufferevent_disable(c->bev, EV_READ);
 		return;
 	}
@@ -664,7 +688,10 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	    CONN_SLACK) {
 		log_warnx("refusing a connection: %s", W.quitting ?
 		    "shutting down" : "too many connections");
-		http_reply(c, 503, NULL, 0);
+		http_reply_why(c, 503, NULL, 0, W.quitting ? "this node is "
+		    "shutting down; try another node of the cluster" :
+		    "this node has too many connections (max_clients); try "
+		    "again later or another node");
 		bufferevent_setcb(c->bev, NULL, http_done_cb, NULL, c);
 		return;
 	}
