@@ -792,6 +792,15 @@ main(int argc, char *argv[])
 		return (config_test(&o));
 	log_setnode(M.conf->node_id);
 	log_setproc("master");
+	/* Copies: the title takes over argv's memory (proc.c). */
+	o.path = xstrdup(o.path);
+	M.conf_path = o.path;
+	if (o.node != NULL)
+		M.node_opt = o.node = xstrdup(o.node);
+	if (o.pidfile != NULL)
+		o.pidfile = xstrdup(o.pidfile);
+	proc_title_init(argc, argv);
+	proc_title_set("nodetalkd: master [%s]", M.conf->node_id);
 	M.verbose = o.verbose;
 	log_setlevel(o.verbose ? LOG_LVL_DEBUG : M.conf->log_level);
 	M.detached = o.daemonize;

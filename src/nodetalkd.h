@@ -30,6 +30,8 @@ struct worker_args {
 typedef void	(*worker_main_fn)(struct worker_args *);
 
 /* proc.c */
+void	proc_title_init(int, char *[]);
+void	proc_title_set(const char *, ...) __attribute__((format(printf, 1, 2)));
 pid_t	proc_spawn(const char *procname, worker_main_fn, struct worker_args *,
 	    int *chan_fd);
 int	proc_listen(const char *addr, int port, char **cause);
