@@ -46,7 +46,8 @@ enum chan_type {
 	CH_PEER_CHAT = 207,	/* ws->m: conn, peer, msg */
 	CH_SEED_CHAT = 208,	/* ws->m: from, text: hello-less seed chat */
 	CH_SYNC = 209,		/* m->ws: conn, have{}: send sync on that link */
-	CH_STATUS = 210,	/* ws->m: req, what ("status"|"metrics");
+	CH_STATUS = 210,	/* ws->m: req, what ("status"|"metrics"),
+				   errors? {code: error frames sent};
 				   m->ws: req, body */
 	CH_CHAT_FAIL = 211,	/* m->ws: conn, code, message */
 	CH_CLIENTS = 212,	/* ws->m: n (joined clients, for status) */

@@ -377,6 +377,7 @@ commit_release(void)
 		}
 		if (p->replicate) {
 			M.stats.replicated_out++;
+			replicate_count_live();
 			send_msg_frame(&M.peer, CH_REPLICATE, 0, 0, "", m);
 		}
 	}

@@ -214,6 +214,7 @@ on_status(const msgpack_object *o)
 	struct worker_view	 wv[2];
 	struct peer_view	*pv;
 	struct chan_frame	 f;
+	struct nt_have		 errors;
 	char			*what, *body;
 	uint64_t		 req;
 	size_t			 i;
@@ -223,13 +224,18 @@ on_status(const msgpack_object *o)
 		free(what);
 		return;
 	}
+	/* The ws worker counts the error frames it sends; it says so here. */
+	if (frame_get_have(o, "errors", &errors) == -1)
+		memset(&errors, 0, sizeof(errors));
 	pv = xcalloc(M.npeers, sizeof(*pv));
 	for (i = 0; i < M.npeers; i++)
 		pv[i] = M.peers[i].view;	/* shallow: read only */
-	wv[0] = (struct worker_view){ "ws", M.ws.pid, M.ws.restarts };
-	wv[1] = (struct worker_view){ "peer", M.peer.pid, M.peer.restarts };
+	wv[0] = (struct worker_view){ "ws", M.ws.pid, M.ws.restarts,
+	    M.ws.started_ms };
+	wv[1] = (struct worker_view){ "peer", M.peer.pid, M.peer.restarts,
+	    M.peer.started_ms };
 	c = (struct status_ctx){ M.conf, M.store, &M.stats, pv, M.npeers,
-	    wv, 2, M.clients, M.recovering };
+	    wv, 2, M.clients, M.recovering, &errors };
 	body = strcmp(what, "metrics") == 0 ? status_metrics(&c) :
 	    status_json(&c);
 	frame_begin(&f, CH_STATUS, 2);
@@ -239,6 +245,7 @@ on_status(const msgpack_object *o)
 	free(body);
 	free(pv);
 	free(what);
+	have_clear(&errors);
 }
 
 /* Group commit: one fsync covers every append made since the last one. */
@@ -347,6 +354,7 @@ worker_start(struct worker *w)
 	wa.chan_fd = -1;
 	w->pid = proc_spawn(w->name, w->main, &wa, &fd);
 	w->started = time(NULL);
+	w->started_ms = now_ms();
 	w->planned = 0;
 	w->hello = 0;
 	w->ch = chan_new(M.base, fd, w->name, master_frame, master_chan_lost, w);

@@ -38,6 +38,7 @@ struct worker {
 	int		 restarts;
 	int		 backoff_ms;
 	time_t		 started;
+	int64_t		 started_ms;	/* wall clock, for /metrics */
 	int		 hello;		/* channel handshake done */
 	int		 planned;	/* quit on purpose: respawn at once */
 	struct event	*respawn_ev;
@@ -117,6 +118,7 @@ void	commit_release(void);
 /* replicate.c */
 void	peers_rebuild(void);
 void	on_peer_chat(const msgpack_object *);
+void	replicate_count_live(void);
 void	recovery_check(void);
 void	on_peer_hello(const msgpack_object *);
 void	on_sync_request(const msgpack_object *);

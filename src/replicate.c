@@ -124,6 +124,7 @@ static int
 ask_catchup(struct peer_state *ps, uint64_t conn)
 {
 	M.stats.gaps++;
+	ps->view.gaps++;
 	if (ps->gap_conn == conn && now_ms() - ps->gap_ms <= GAP_SYNC_MS)
 		return (0);
 	ps->gap_conn = conn;
@@ -223,15 +224,30 @@ on_peer_chat(const msgpack_object *o)
 		rv = store_message(&m);
 	if (rv == 1) {
 		M.stats.replicated_in++;
+		if (ps != NULL)
+			ps->view.replicated_in++;
 		pending_add(&m, 0, 0, 1, 0);
 		recovery_check();
-	} else if (rv == 0)
+	} else if (rv == 0) {
 		M.stats.duplicates++;
-	else if (rv == -2 && ps != NULL && ask_catchup(ps, conn))
+		if (ps != NULL)
+			ps->view.duplicates++;
+	} else if (rv == -2 && ps != NULL && ask_catchup(ps, conn))
 		log_info("Gap from %s at %s-%llu; asking for catch-up",
 		    peer, m.origin, (unsigned long long)m.seq);
 	msg_clear(&m);
 	free(peer);
+}
+
+/* A new message of ours goes to every peer whose link is up. */
+void
+replicate_count_live(void)
+{
+	size_t	 i;
+
+	for (i = 0; i < M.npeers; i++)
+		if (M.peers[i].view.up && M.peer.hello)
+			M.peers[i].view.replicated_out++;
 }
 
 /*
@@ -391,6 +407,8 @@ on_sync_request(const msgpack_object *o)
 		have_copy(&ps->sent, &sent);
 	}
 	M.stats.replicated_out += n;
+	if (ps != NULL)
+		ps->view.replicated_out += n;
 	if (n > 0)
 		log_info("Catch-up: sending %zu messages to %s", n, peer);
 	have_clear(&have);

@@ -75,6 +75,7 @@ static struct {
 	int			 quitting;
 	int			 clients_sent;
 	char			*www_dir;
+	struct nt_have		 errors;	/* error frames sent, by code */
 } W;
 
 /* What GET / serves: the page, from www_dir. */
@@ -208,6 +209,7 @@ send_error(struct conn *c, const char *code, const char *message)
 {
 	log_debug("conn %llu: error %s: %s", (unsigned long long)c->id, code,
 	    message);
+	have_set(&W.errors, code, have_get(&W.errors, code) + 1);
 	conn_send(c, wire_error(code, message));
 }
 
@@ -546,9 +548,10 @@ ask_status(struct conn *c, const char *what, int head, int keep)
 	c->waiting = 1;
 	c->keep = keep;
 	c->head_only = head;
-	frame_begin(&f, CH_STATUS, 2);
+	frame_begin(&f, CH_STATUS, 3);
 	frame_u64(&f, "req", c->id);
 	frame_str(&f, "what", what);
+	frame_have(&f, "errors", &W.errors);
 	chan_send(W.ch, &f);
 }
 
