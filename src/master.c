@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,11 +99,15 @@ usage(int status)
 {
 	fprintf(status == 0 ? stdout : stderr,
 	    "usage: nodetalkd [-dhtvV] [-c file] [-n node-id] [-p pidfile]\n"
+	    "       nodetalkd -s reload [-p pidfile]\n"
 	    "  -c, --config FILE    configuration (default %s)\n"
 	    "  -n, --node-id ID     this node's entry (default: node_id)\n"
 	    "  -d, --daemon         detach; log to syslog unless log_file\n"
 	    "  -t, --test           check the configuration and exit\n"
 	    "  -p, --pidfile FILE   write and lock a pid file\n"
+	    "  -s, --signal reload  reload the running nodetalkd (-p, or "
+	    "systemd's\n"
+	    "                       MAINPID) and wait: exit 1 if refused\n"
 	    "  -v, --verbose        debug logging; with -t print the config\n"
 	    "  -V, --version        print the version\n"
 	    "  -h, --help           print this help\n", NT_DEFAULT_CONF);
@@ -268,6 +273,28 @@ log_ready(void)
 	}
 	buf[len < sizeof(buf) ? len : sizeof(buf) - 1] = '\0';
 	log_info("Ready. Peers: [%s]", buf);
+	notify_ready("Node %s ready on %s port %d; peers: %s", M.conf->node_id,
+	    M.conf->self->listen, M.conf->self->port, len > 0 ? buf : "none");
+}
+
+/*
+ * A reload is over: say how it went to -s reload (the status file) and to
+ * systemd, which saw RELOADING=1 when it began.
+ */
+static void
+reload_done(int ok, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		fatal("vasprintf");
+	va_end(ap);
+	M.reload_waits = 0;
+	reload_status_write(M.reload_path, ++M.reload_gen, ok, msg);
+	notify_ready("Node %s: %s", M.conf->node_id, msg);
+	free(msg);
 }
 
 static void
@@ -477,6 +504,7 @@ master_stop(int sig)
 	}
 	log_info("Shutting down (%s)", strsignal(sig));
 	M.stopping = 1;
+	notify_stopping();
 	/* Everything stored is made durable and acknowledged first. */
 	commit_release();
 	worker_quit(&M.ws);
@@ -534,13 +562,18 @@ relisten(void)
 	if (fd == -1) {
 		log_warnx("%s; staying on %s port %d", cause, M.old_listen,
 		    M.old_port);
+		if (M.reload_waits)
+			reload_done(0, "reload failed: %s; staying on %s port "
+			    "%d", cause, M.old_listen, M.old_port);
 		free(cause);
 		free(self->listen);
 		self->listen = xstrdup(M.old_listen);
 		self->port = M.old_port;
 		if ((fd = proc_listen(self->listen, self->port, &cause)) == -1)
 			fatalx("%s", cause);
-	}
+	} else if (M.reload_waits)
+		reload_done(1, "reloaded configuration from %s; listening on "
+		    "%s port %d", M.conf_path, self->listen, self->port);
 	M.listen_fd = fd;
 }
 
@@ -551,14 +584,21 @@ master_reload(void)
 	char			*errors = NULL;
 	int			 relisten_now, peers_changed;
 
+	notify_reloading();
 	nc = config_load(M.conf_path, M.node_opt, getenv("NT_PORT"), &errors);
 	if (nc == NULL) {
+		reload_done(0, "reload refused: %.*s%s; keeping the running "
+		    "configuration", (int)strcspn(errors, "\n"), errors,
+		    strchr(errors, '\n') != NULL && strchr(errors, '\n')[1] !=
+		    '\0' ? " (and more in the log)" : "");
 		log_errors("reload refused", errors);
 		log_warnx("keeping the running configuration");
 		free(errors);
 		return;
 	}
 	if (reload_check(nc) == -1) {
+		reload_done(0, "reload refused: node_id cannot change from %s "
+		    "to %s without a restart", M.conf->node_id, nc->node_id);
 		config_free(nc);
 		return;
 	}
@@ -598,6 +638,11 @@ master_reload(void)
 	}
 	config_free(old);
 	log_info("reloaded configuration from %s", M.conf_path);
+	/* A new listener is bound once the old ws worker is gone. */
+	if (M.relisten)
+		M.reload_waits = 1;
+	else
+		reload_done(1, "reloaded configuration from %s", M.conf_path);
 }
 
 static void
@@ -644,14 +689,14 @@ load_or_die(const char *path, const char *node, int test)
 
 	conf = config_load(path, node, getenv("NT_PORT"), &errors);
 	if (conf == NULL) {
-		fprintf(stderr, "%s\n", errors);
+		log_stderr(LOG_LVL_ERROR, "%s", errors);
 		if (access(path, F_OK) == -1 && errno == ENOENT)
-			fprintf(stderr, "nodetalkd: no configuration file at "
-			    "%s: name one with -c FILE (nodetalk.conf(5); "
-			    "examples in %s/examples)\n", path, DOCDIR);
+			log_stderr(LOG_LVL_ERROR, "nodetalkd: no configuration "
+			    "file at %s: name one with -c FILE (nodetalk.conf(5); "
+			    "examples in %s/examples)", path, DOCDIR);
 		if (test)
-			fprintf(stderr, "nodetalkd: configuration file %s "
-			    "test failed\n", path);
+			log_stderr(LOG_LVL_ERROR, "nodetalkd: configuration "
+			    "file %s test failed", path);
 		free(errors);
 		exit(1);
 	}
@@ -708,6 +753,8 @@ master_run(void)
 	event_base_dispatch(M.base);
 	store_sync(M.store);
 	store_close(M.store);
+	if (M.reload_path != NULL)
+		unlink(M.reload_path);
 	log_info("Stopped");
 }
 
@@ -716,6 +763,7 @@ struct options {
 	const char	*path;
 	const char	*node;
 	const char	*pidfile;
+	const char	*signal;	/* -s reload */
 	int		 test;
 	int		 verbose;
 	int		 daemonize;
@@ -730,6 +778,7 @@ parse_args(int argc, char *argv[], struct options *o)
 		{ "daemon", no_argument, NULL, 'd' },
 		{ "test", no_argument, NULL, 't' },
 		{ "pidfile", required_argument, NULL, 'p' },
+		{ "signal", required_argument, NULL, 's' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -739,7 +788,7 @@ parse_args(int argc, char *argv[], struct options *o)
 
 	memset(o, 0, sizeof(*o));
 	o->path = NT_DEFAULT_CONF;
-	while ((ch = getopt_long(argc, argv, "c:n:dtp:vVh", longopts,
+	while ((ch = getopt_long(argc, argv, "c:n:dtp:s:vVh", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -756,6 +805,14 @@ parse_args(int argc, char *argv[], struct options *o)
 			break;
 		case 'p':
 			o->pidfile = optarg;
+			break;
+		case 's':
+			if (strcmp(optarg, "reload") != 0) {
+				fprintf(stderr, "nodetalkd: -s %s: the only "
+				    "signal is reload\n", optarg);
+				usage(2);
+			}
+			o->signal = optarg;
 			break;
 		case 'v':
 			o->verbose++;
@@ -779,8 +836,8 @@ config_test(const struct options *o)
 {
 	if (o->verbose)
 		config_print(stdout, M.conf);
-	fprintf(stderr, "nodetalkd: configuration file %s test is "
-	    "successful\n", o->path);
+	log_stderr(LOG_LVL_INFO, "nodetalkd: configuration file %s test is "
+	    "successful", o->path);
 	return (0);
 }
 
@@ -793,6 +850,8 @@ main(int argc, char *argv[])
 
 	log_init(NULL, "nodetalkd");
 	parse_args(argc, argv, &o);
+	if (o.signal != NULL)
+		return (reload_signal(o.pidfile));
 	M.conf = load_or_die(o.path, o.node, o.test);
 	M.conf_path = o.path;
 	M.node_opt = o.node;
@@ -830,6 +889,8 @@ main(int argc, char *argv[])
 		fatalx("%s", cause);
 	if (readyfd != -1)
 		proc_detach_done(readyfd);
+	M.reload_path = reload_status_path(o.pidfile);
+	reload_status_write(M.reload_path, 0, 1, "started");
 	master_run();
 	return (0);
 }

@@ -96,6 +96,9 @@ struct master {
 	struct peer_state	*peers;
 	size_t			 npeers;
 	struct stats		 stats;
+	char			*reload_path;	/* outcomes for -s reload */
+	unsigned long		 reload_gen;
+	int			 reload_waits;	/* for relisten() to finish */
 };
 
 extern struct master	 M;
