@@ -342,6 +342,7 @@ static const struct chan_schema {
 	    "body:s?" } },
 	{ CH_CHAT_FAIL, "chat_fail", { "conn:u", "code:s", "message:s" } },
 	{ CH_CLIENTS, "clients", { "n:u" } },
+	{ CH_CLUSTER, "cluster", { "json:s" } },
 	{ CH_REPLICATE, "replicate", { "peer:s", "msg:m" } },
 	{ CH_SYNC_REQ, "sync_req", { "peer:s", "have:h" } },
 	{ CH_LINK, "link", { "peer:s", "up:b" } },

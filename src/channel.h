@@ -51,6 +51,9 @@ enum chan_type {
 				   m->ws: req, body */
 	CH_CHAT_FAIL = 211,	/* m->ws: conn, code, message */
 	CH_CLIENTS = 212,	/* ws->m: n (joined clients, for status) */
+	CH_CLUSTER = 213,	/* m->ws: json, the "cluster" frame for
+				   clients: every node, its address, whether
+				   our link to it is up */
 
 	/* 3xx: peer worker <-> master */
 	CH_REPLICATE = 300,	/* m->peer: peer ("" = every peer), msg */

@@ -142,6 +142,36 @@ send_peers(void)
 	free(seeds);
 }
 
+/*
+ * What the pages show of the cluster: sent to the ws worker when it
+ * starts, when a link to a peer goes up or down, and after a reload.
+ */
+void
+send_cluster(void)
+{
+	struct status_ctx	 c;
+	struct peer_view	*pv;
+	struct chan_frame	 f;
+	char			*json;
+	size_t			 i;
+
+	if (M.ws.ch == NULL || !M.ws.hello)
+		return;
+	pv = xcalloc(M.npeers, sizeof(*pv));
+	for (i = 0; i < M.npeers; i++)
+		pv[i] = M.peers[i].view;	/* shallow: read only */
+	memset(&c, 0, sizeof(c));
+	c.conf = M.conf;
+	c.peers = pv;
+	c.npeers = M.npeers;
+	json = status_cluster(&c);
+	frame_begin(&f, CH_CLUSTER, 1);
+	frame_str(&f, "json", json);
+	chan_send(M.ws.ch, &f);
+	free(json);
+	free(pv);
+}
+
 /* The limits and the page's directory, which the ws worker applies. */
 static void
 send_settings(void)
@@ -301,8 +331,10 @@ static void
 worker_hello(struct worker *w)
 {
 	w->hello = 1;
-	if (w == &M.ws)
+	if (w == &M.ws) {
 		send_peers();
+		send_cluster();
+	}
 	if (!M.ready && M.ws.hello && M.peer.hello) {
 		M.ready = 1;
 		log_ready();
@@ -453,9 +485,13 @@ worker_died(struct worker *w, int status)
 		for (i = 0; i < M.npeers; i++)
 			M.peers[i].in_known = 0;
 	}
-	if (w == &M.peer)	/* its links are gone */
-		for (i = 0; i < M.npeers; i++)
+	if (w == &M.peer) {	/* its links are gone */
+		for (i = 0; i < M.npeers; i++) {
 			have_clear(&M.peers[i].sent);
+			M.peers[i].view.up = 0;
+		}
+		send_cluster();
+	}
 	if (M.stopping) {
 		if (M.ws.pid == -1 && M.peer.pid == -1)
 			event_base_loopbreak(M.base);
@@ -618,6 +654,7 @@ master_reload(void)
 	M.conf = nc;
 	peers_rebuild();
 	recovery_check();
+	send_cluster();
 	if (strcmp(log_target_for(old), log_target_for(nc)) != 0)
 		master_reopen_log(log_target_for(nc));
 	log_setlevel(M.verbose ? LOG_LVL_DEBUG : nc->log_level);

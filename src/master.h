@@ -103,6 +103,9 @@ struct master {
 
 extern struct master	 M;
 
+/* master.c */
+void	send_cluster(void);
+
 /* commit.c */
 void	send_msg_frame(struct worker *, enum chan_type, int, uint64_t,
 	    const char *, const struct nt_msg *);

@@ -429,7 +429,10 @@ on_link(const msgpack_object *o)
 		return;
 	if (frame_get_bool(o, "up", &up) == 0 && (ps = peer_state(peer)) !=
 	    NULL) {
-		ps->view.up = up;
+		if (ps->view.up != up) {
+			ps->view.up = up;
+			send_cluster();		/* the pages show it */
+		}
 		/* What a broken link carried may not have arrived. */
 		if (!up)
 			have_clear(&ps->sent);

@@ -186,6 +186,45 @@ status_json(const struct status_ctx *c)
 	return (s);
 }
 
+/*
+ * The "cluster" frame a page asks for (protocol.md): every configured
+ * node with the address the others reach it at, and whether this node's
+ * link to it is up (this node itself: always).
+ */
+char *
+status_cluster(const struct status_ctx *c)
+{
+	const struct nt_node	*n;
+	cJSON			*o, *nodes, *no;
+	char			*s;
+	size_t			 i, j;
+	int			 up;
+
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "type", "cluster");
+	cJSON_AddStringToObject(o, "node", c->conf->node_id);
+	nodes = cJSON_AddArrayToObject(o, "nodes");
+	for (i = 0; i < c->conf->nnodes; i++) {
+		n = &c->conf->nodes[i];
+		up = n == c->conf->self;
+		for (j = 0; j < c->npeers && !up; j++)
+			if (strcmp(c->peers[j].id, n->id) == 0)
+				up = c->peers[j].up;
+		no = cJSON_CreateObject();
+		cJSON_AddStringToObject(no, "id", n->id);
+		cJSON_AddStringToObject(no, "host", n->host);
+		cJSON_AddNumberToObject(no, "port", n->port);
+		cJSON_AddBoolToObject(no, "up", up);
+		if (n == c->conf->self)
+			cJSON_AddBoolToObject(no, "self", 1);
+		cJSON_AddItemToArray(nodes, no);
+	}
+	if ((s = cJSON_PrintUnformatted(o)) == NULL)
+		fatalx("cJSON_PrintUnformatted");
+	cJSON_Delete(o);
+	return (s);
+}
+
 static void
 metric_head(struct evbuffer *b, const char *name, const char *type,
     const char *help)

@@ -87,5 +87,6 @@ uint64_t peer_lag(const struct nt_have *mine, const struct nt_have *theirs);
 /* Fresh strings; the caller frees them. */
 char	*status_json(const struct status_ctx *);
 char	*status_metrics(const struct status_ctx *);
+char	*status_cluster(const struct status_ctx *);
 
 #endif /* STATUS_H */

@@ -243,7 +243,8 @@ parse_body(const cJSON *o, const char *type, const struct wire_limits *lim,
 	}
 	if (strcmp(type, "join") == 0) {
 		w->type = WIRE_JOIN;
-		if (get_str(o, "from", 0, NT_FROM_MAX, &w->from, e) == -1)
+		if (get_str(o, "from", 0, NT_FROM_MAX, &w->from, e) == -1 ||
+		    get_bool(o, "cluster", &w->want_cluster, e) == -1)
 			return (-1);
 		return (get_have(o, "since", 0, max_origins, &w->have,
 		    &w->has_since, e));

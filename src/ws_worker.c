@@ -52,6 +52,7 @@ struct conn {
 	struct bufferevent	*bev;		/* while HTTP */
 	struct ws_conn		*ws;		/* once upgraded */
 	int			 joined;	/* gets pushed messages */
+	int			 cluster;	/* ... and "cluster" frames */
 	int			 closing;	/* close sent: send nothing */
 	int			 waiting;	/* for the master's /status */
 	int			 keep;		/* keep-alive after it */
@@ -76,6 +77,7 @@ static struct {
 	int			 clients_sent;
 	char			*www_dir;
 	struct nt_have		 errors;	/* error frames sent, by code */
+	char			*cluster;	/* the latest "cluster" frame */
 } W;
 
 /* What GET / serves: the page, from www_dir. */
@@ -328,6 +330,7 @@ on_join(struct conn *c, struct wire_in *w)
 		conn_close(c, 1013, "try again later");
 		return;
 	}
+	c->cluster = w->want_cluster;
 	frame_begin(&f, CH_JOIN, w->has_since ? 2 : 1);
 	frame_u64(&f, "conn", c->id);
 	if (w->has_since)
@@ -785,6 +788,24 @@ on_joined(const msgpack_object *o)
 	frame_get_bool(o, "recovered", &recovered);
 	c->joined = 1;
 	conn_send(c, wire_joined(W.conf->node_id, count, recovered));
+	if (c->cluster && W.cluster != NULL)
+		conn_send(c, xstrdup(W.cluster));
+}
+
+/* The cluster changed: every page that asked hears it. */
+static void
+on_cluster(const msgpack_object *o)
+{
+	struct conn	*c;
+	size_t		 len;
+
+	free(W.cluster);
+	if ((W.cluster = frame_get_str(o, "json")) == NULL)
+		fatalx("bad CH_CLUSTER frame from the master");
+	len = strlen(W.cluster);
+	TAILQ_FOREACH(c, &W.conns, entry)
+		if (c->joined && c->cluster && !c->closing)
+			ws_conn_send_text(c->ws, W.cluster, len);
 }
 
 static void
@@ -927,6 +948,9 @@ ws_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 		break;
 	case CH_STATUS:
 		on_status(o);
+		break;
+	case CH_CLUSTER:
+		on_cluster(o);
 		break;
 	case CH_QUIT:
 		ws_quit();
