@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,13 +325,15 @@ chan_frame_len(const void *buf, size_t len)
 static int
 chan_dispatch(struct chan *ch, const msgpack_object *o)
 {
-	uint64_t	 type, v;
+	uint64_t	 type = 0, v;
+	char		*cause = NULL;
 
-	if (o->type != MSGPACK_OBJECT_MAP ||
-	    frame_get_u64(o, "t", &type) == -1) {
-		log_warnx("%s: frame is not a typed map", ch->name);
+	if (chan_frame_check(o, &cause) == -1) {
+		log_warnx("%s: %s", ch->name, cause);
+		free(cause);
 		return (-1);
 	}
+	frame_get_u64(o, "t", &type);
 	if (!ch->got_hello) {
 		if (type != CH_HELLO || frame_get_u64(o, "v", &v) == -1) {
 			log_warnx("%s: first frame is not a hello", ch->name);
@@ -372,6 +375,186 @@ chan_lose(struct chan *ch, const char *why)
 	ch->busy = busy;
 	if (!busy && ch->freed)
 		chan_destroy(ch);
+}
+
+/*
+ * What every frame type carries, checked before a frame reaches its
+ * handler: a key twice (the reader would see only the first), a required
+ * key missing or of the wrong type ends the link like any bad frame.
+ * Fields are "key:T", T one of u (unsigned), i (integer), s (string),
+ * b (bool), m (message map), h (have map), v (array of strings); a
+ * trailing '?' marks a key that may be absent.  Keys not listed are
+ * allowed, so a field can be added before its reader knows it.
+ */
+static const struct chan_schema {
+	int		 type;
+	const char	*name;
+	const char	*fields[CHAN_MAX_FIELDS + 1];
+} chan_schemas[] = {
+	{ CH_HELLO, "hello", { "v:u", "pid:i?" } },
+	{ CH_QUIT, "quit", { NULL } },
+	{ CH_LOGLEVEL, "loglevel", { "level:u" } },
+	{ CH_PEERS, "peers", { "ids:v", "seeds:v", "hosts:v" } },
+	{ CH_SETTINGS, "settings", { "max_clients:u", "max_message_bytes:u",
+	    "max_frame_bytes:u", "max_clients_per_address:u",
+	    "max_client_backlog_bytes:u", "max_peer_backlog_bytes:u",
+	    "http_timeout_ms:u", "join_timeout_ms:u", "ping_interval_ms:u",
+	    "peer_ping_interval_ms:u", "ping_timeout_ms:u", "www_dir:s",
+	    "secret:s" } },
+	{ CH_REOPEN, "reopen", { "target:s" } },
+	{ CH_CHAT, "chat", { "conn:u", "t_us:i", "after:u", "from:s", "text:s",
+	    "cid:s?" } },
+	{ CH_ACK, "ack", { "conn:u", "msg:m" } },
+	{ CH_JOIN, "join", { "conn:u", "since:h?" } },
+	{ CH_HISTORY, "history", { "conn:u", "msgs:v" } },
+	{ CH_JOINED, "joined", { "conn:u", "count:u", "recovered:b" } },
+	{ CH_PUSH, "push", { "msg:m" } },
+	{ CH_PEER_HELLO, "peer_hello", { "conn:u", "peer:s" } },
+	{ CH_PEER_CHAT, "peer_chat", { "conn:u", "peer:s", "msg:m" } },
+	{ CH_SEED_CHAT, "seed_chat", { "from:s", "text:s" } },
+	{ CH_SYNC, "sync", { "conn:u", "have:h" } },
+	{ CH_STATUS, "status", { "req:u", "what:s?", "errors:h?",
+	    "body:s?" } },
+	{ CH_CHAT_FAIL, "chat_fail", { "conn:u", "code:s", "message:s" } },
+	{ CH_CLIENTS, "clients", { "n:u" } },
+	{ CH_HISTORY_MORE, "history_more", { "conn:u", "stop:b" } },
+	{ CH_CLUSTER, "cluster", { "json:s" } },
+	{ CH_REPLICATE, "replicate", { "peer:s", "msg:m", "except:v?" } },
+	{ CH_SYNC_REQ, "sync_req", { "peer:s", "link:u", "have:h" } },
+	{ CH_LINK, "link", { "peer:s", "up:b", "link:u" } },
+	{ CH_DIAL, "dial", { "peer:s" } },
+	{ CH_CATCHUP, "catchup", { "peer:s", "link:u", "msgs:v" } },
+	{ CH_CATCHUP_MORE, "catchup_more", { "peer:s", "link:u" } },
+};
+
+static const struct chan_schema *
+chan_schema(int type)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(chan_schemas) / sizeof(chan_schemas[0]); i++)
+		if (chan_schemas[i].type == type)
+			return (&chan_schemas[i]);
+	return (NULL);
+}
+
+const char *
+chan_type_name(int type)
+{
+	const struct chan_schema	*cs = chan_schema(type);
+
+	return (cs != NULL ? cs->name : NULL);
+}
+
+const char *const *
+chan_type_fields(int type)
+{
+	const struct chan_schema	*cs = chan_schema(type);
+
+	return (cs != NULL ? cs->fields : NULL);
+}
+
+static int
+field_type_ok(const msgpack_object *o, char t)
+{
+	switch (t) {
+	case 'u':
+		return (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER);
+	case 'i':
+		return (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ||
+		    (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+		    o->via.u64 <= INT64_MAX));
+	case 's':
+		return (o->type == MSGPACK_OBJECT_STR);
+	case 'b':
+		return (o->type == MSGPACK_OBJECT_BOOLEAN);
+	case 'm':
+	case 'h':
+		return (o->type == MSGPACK_OBJECT_MAP);
+	case 'v':
+		return (o->type == MSGPACK_OBJECT_ARRAY);
+	}
+	return (0);
+}
+
+/* Every key a string, none twice. */
+static int
+frame_keys_check(const msgpack_object *o, char **cause)
+{
+	const msgpack_object_kv	*kv = o->via.map.ptr;
+	uint32_t		 i, j, n = o->via.map.size;
+
+	for (i = 0; i < n; i++) {
+		if (kv[i].key.type != MSGPACK_OBJECT_STR) {
+			xasprintf(cause, "frame has a key that is not a "
+			    "string");
+			return (-1);
+		}
+		for (j = 0; j < i; j++) {
+			if (kv[j].key.via.str.size == kv[i].key.via.str.size &&
+			    memcmp(kv[j].key.via.str.ptr, kv[i].key.via.str.ptr,
+			    kv[i].key.via.str.size) == 0) {
+				xasprintf(cause, "frame has key \"%.*s\" twice",
+				    (int)kv[i].key.via.str.size,
+				    kv[i].key.via.str.ptr);
+				return (-1);
+			}
+		}
+	}
+	return (0);
+}
+
+static int
+frame_fields_check(const msgpack_object *o, const struct chan_schema *cs,
+    char **cause)
+{
+	const msgpack_object	*v;
+	const char		*f, *colon;
+	char			 key[64];
+	size_t			 i;
+
+	for (i = 0; (f = cs->fields[i]) != NULL; i++) {
+		colon = strchr(f, ':');
+		snprintf(key, sizeof(key), "%.*s", (int)(colon - f), f);
+		if ((v = frame_get(o, key)) == NULL) {
+			if (colon[2] == '?')
+				continue;
+			xasprintf(cause, "%s frame without \"%s\"", cs->name,
+			    key);
+			return (-1);
+		}
+		if (!field_type_ok(v, colon[1])) {
+			xasprintf(cause, "%s frame: \"%s\" is of the wrong "
+			    "type", cs->name, key);
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+int
+chan_frame_check(const msgpack_object *o, char **cause)
+{
+	const struct chan_schema	*cs;
+	uint64_t			 type;
+
+	if (o->type != MSGPACK_OBJECT_MAP) {
+		xasprintf(cause, "frame is not a map");
+		return (-1);
+	}
+	if (frame_keys_check(o, cause) == -1)
+		return (-1);
+	if (frame_get_u64(o, "t", &type) == -1) {
+		xasprintf(cause, "frame has no type");
+		return (-1);
+	}
+	if (type > INT_MAX || (cs = chan_schema((int)type)) == NULL) {
+		xasprintf(cause, "frame of unknown type %llu (every type needs "
+		    "a row in chan_schemas, src/channel.c)",
+		    (unsigned long long)type);
+		return (-1);
+	}
+	return (frame_fields_check(o, cs, cause));
 }
 
 /* Frame building. */

@@ -21,6 +21,7 @@
 
 #define CHAN_VERSION	2
 #define CHAN_MAX_FRAME	(1024 * 1024)
+#define CHAN_MAX_FIELDS	14	/* keys a frame type declares, "t" aside */
 
 enum chan_type {
 	/* 1xx: both directions, link control */
@@ -41,7 +42,7 @@ enum chan_type {
 				   concerns it */
 
 	/* 2xx: ws worker <-> master */
-	CH_CHAT = 200,		/* ws->m: conn, from, text, cid?, t (mono us),
+	CH_CHAT = 200,		/* ws->m: conn, from, text, cid?, t_us (mono),
 				   after (highest lamport the client saw) */
 	CH_ACK = 201,		/* m->ws: conn, msg (the stored one) */
 	CH_JOIN = 202,		/* ws->m: conn, since{} */
@@ -53,12 +54,16 @@ enum chan_type {
 	CH_PEER_CHAT = 207,	/* ws->m: conn, peer, msg */
 	CH_SEED_CHAT = 208,	/* ws->m: from, text: hello-less seed chat */
 	CH_SYNC = 209,		/* m->ws: conn, have{}: send sync on that link */
-	CH_STATUS = 210,	/* ws->m: req, what ("status"|"metrics");
+	CH_STATUS = 210,	/* ws->m: req, what ("status"|"metrics"),
+				   errors? {code: error frames sent};
 				   m->ws: req, body */
 	CH_CHAT_FAIL = 211,	/* m->ws: conn, code, message */
 	CH_CLIENTS = 212,	/* ws->m: n (joined clients, for status) */
 	CH_HISTORY_MORE = 213,	/* ws->m: conn, stop: the conn drained its
 				   output: the next chunk (stop: it is gone) */
+	CH_CLUSTER = 214,	/* m->ws: json, the "cluster" frame for
+				   clients: every node, its address, whether
+				   our link to it is up */
 
 	/* 3xx: peer worker <-> master */
 	CH_REPLICATE = 300,	/* m->peer: peer ("" = every peer but those
@@ -140,6 +145,16 @@ void		 frame_batch(struct chan_frame *, const char *key,
 void		 batch_init(struct chan_batch *);
 void		 batch_add(struct chan_batch *, const struct nt_msg *);
 void		 batch_clear(struct chan_batch *);
+
+/*
+ * Every frame is checked against its type's fields (channel.c) before it
+ * reaches a callback: 0, or -1 with *cause (caller frees).  The tables
+ * are there for the tests too: a type's name and its "key:T" fields,
+ * NULL for a type that does not exist.
+ */
+int		 chan_frame_check(const msgpack_object *, char **cause);
+const char	*chan_type_name(int);
+const char *const *chan_type_fields(int);
 
 /* Decoding helpers: NULL / -1 when the key is missing or of another type. */
 const msgpack_object *frame_get(const msgpack_object *, const char *key);

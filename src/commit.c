@@ -249,7 +249,7 @@ on_client_chat(const msgpack_object *o)
 	int64_t			 t;
 
 	memset(&cc, 0, sizeof(cc));
-	if (frame_get_i64(o, "t", &t) == 0)
+	if (frame_get_i64(o, "t_us", &t) == 0)
 		hist_add(&M.stats.chan_lat, (mono_us() - t) / 1e6);
 	if (frame_get_u64(o, "conn", &cc.conn) == -1 ||
 	    (cc.from = frame_get_str(o, "from")) == NULL ||
@@ -489,6 +489,7 @@ commit_release(void)
 		}
 		if (p->replicate) {
 			M.stats.replicated_out++;
+			replicate_count_live();
 			replicate_live(m);
 		}
 	}

@@ -97,7 +97,7 @@ static const struct cf_key top_keys[K_NTOP] = {
 	[K_LISTEN] = { "listen", CF_STR, .reload = RELOAD_WS,
 	    .sdef = "0.0.0.0", .conv = conv_nonempty, .what = "non-empty" },
 	[K_DATA_DIR] = { "data_dir", CF_STR, .reload = RELOAD_NO,
-	    .sdef = "/var/lib/nodetalk", .conv = conv_nonempty,
+	    .sdef = LOCALSTATEDIR "/lib/nodetalk", .conv = conv_nonempty,
 	    .what = "non-empty" },
 	[K_LOG_LEVEL] = { "log_level", CF_STR, .reload = RELOAD_YES,
 	    .sdef = "info", .conv = log_level_parse,

@@ -2,8 +2,13 @@
  * log.c: one logger for every process.  Info lines read exactly like the
  * seed's ("[A] Sent hello to B"), because operators grep for them; warnings,
  * errors and debug lines add the process name so a line from a worker is
- * told apart from one of the master's.
+ * told apart from one of the master's.  On systemd's journal each line
+ * starts with its syslog priority ("<3>"), which journald turns into the
+ * entry's PRIORITY: journalctl -p err finds the fatal lines.
  */
+#include <sys/types.h>
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -32,6 +37,7 @@ static int	 log_level = LOG_LVL_INFO;
 static int	 log_fd = STDERR_FILENO;
 static int	 log_to_syslog;
 static int	 log_stamp;		/* a file: lines carry the time */
+static int	 log_prio;		/* stderr is the journal: "<N>" */
 static char	 log_target[4096];	/* what log_open() was given */
 static char	 log_batch[LOG_BATCH];	/* info and debug lines, waiting */
 static size_t	 log_batchlen;
@@ -40,11 +46,14 @@ static int	 log_flush_armed;
 
 static const char *const log_names[] = { "error", "warn", "info", "debug" };
 
+static int	log_on_journal(void);
+
 void
 log_init(const char *node_id, const char *procname)
 {
 	log_setnode(node_id);
 	log_setproc(procname);
+	log_prio = log_on_journal();
 }
 
 void
@@ -94,6 +103,25 @@ log_level_name(int level)
 }
 
 /*
+ * systemd sets JOURNAL_STREAM to the device and inode of the stream it
+ * connected to stderr; when stderr is still that stream, the journal reads
+ * our lines (sd-daemon(3)'s "<N>" prefixes apply).
+ */
+static int
+log_on_journal(void)
+{
+	const char		*js = getenv("JOURNAL_STREAM");
+	struct stat		 st;
+	unsigned long long	 dev, ino;
+
+	if (js == NULL || sscanf(js, "%llu:%llu", &dev, &ino) != 2 ||
+	    fstat(STDERR_FILENO, &st) == -1)
+		return (0);
+	return ((unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino);
+}
+
+/*
  * Where lines go: "" stderr, "syslog", or a file opened for appending
  * (again on SIGUSR1, after logrotate moved it).  On failure the old target
  * stays and *cause says why.
@@ -123,6 +151,7 @@ log_open(const char *target_arg, char **cause)
 		closelog();
 	log_fd = fd;
 	log_stamp = fd != STDERR_FILENO;
+	log_prio = fd == STDERR_FILENO && log_on_journal();
 	log_to_syslog = strcmp(target, "syslog") == 0;
 	if (log_to_syslog)
 		openlog("nodetalkd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
@@ -205,6 +234,7 @@ log_batch_add(const char *line, size_t len)
 	return (0);
 }
 
+
 /* Open the same target again: SIGUSR1, or a freshly forked worker. */
 int
 log_reopen(char **cause)
@@ -249,12 +279,16 @@ log_timestamp(char *buf, size_t len)
 static void
 log_emit(int level, const char *tag, const char *fmt, va_list ap, int err)
 {
+	static const int prio[] = { 3, 4, 6, 7 };	/* LOG_ERR... */
 	char	 line[4096];
 	int	 n, len;
 
 	if (level > log_level)
 		return;
 	len = log_stamp ? log_timestamp(line, sizeof(line)) : 0;
+	if (log_prio && !log_to_syslog)
+		len += snprintf(line + len, sizeof(line) - len, "<%d>",
+		    prio[level]);
 	if (level == LOG_LVL_INFO)
 		len += snprintf(line + len, sizeof(line) - len, "%s", log_node);
 	else
@@ -290,6 +324,33 @@ log_emit_str(int level, const char *tag, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_emit(level, tag, fmt, ap, 0);
 	va_end(ap);
+}
+
+/*
+ * A message for whoever started us, on stderr as it is: no node or
+ * process name, but the journal's priority when stderr is the journal.
+ * Each line of it is one line of output.
+ */
+void
+log_stderr(int level, const char *fmt, ...)
+{
+	static const int prio[] = { 3, 4, 6, 7 };
+	va_list	 ap;
+	char	*msg, *line, *save = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		msg = NULL;
+	va_end(ap);
+	if (msg == NULL)
+		return;
+	for (line = strtok_r(msg, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (log_prio)
+			fprintf(stderr, "<%d>", prio[level]);
+		fprintf(stderr, "%s\n", line);
+	}
+	free(msg);
 }
 
 void

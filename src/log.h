@@ -30,6 +30,8 @@ void	log_setlevel(int);
 int	log_getlevel(void);
 int	log_level_parse(const char *);
 const char *log_level_name(int);
+void	log_stderr(int, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));

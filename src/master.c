@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,14 +99,19 @@ static void __attribute__((noreturn))
 usage(int status)
 {
 	fprintf(status == 0 ? stdout : stderr,
-	    "usage: nodetalkd [-dtvV] [-c file] [-n node-id] [-p pidfile]\n"
+	    "usage: nodetalkd [-dhtvV] [-c file] [-n node-id] [-p pidfile]\n"
+	    "       nodetalkd -s reload [-p pidfile]\n"
 	    "  -c, --config FILE    configuration (default %s)\n"
 	    "  -n, --node-id ID     this node's entry (default: node_id)\n"
 	    "  -d, --daemon         detach; log to syslog unless log_file\n"
 	    "  -t, --test           check the configuration and exit\n"
 	    "  -p, --pidfile FILE   write and lock a pid file\n"
+	    "  -s, --signal reload  reload the running nodetalkd (-p, or "
+	    "systemd's\n"
+	    "                       MAINPID) and wait: exit 1 if refused\n"
 	    "  -v, --verbose        debug logging; with -t print the config\n"
-	    "  -V, --version        print the version\n", NT_DEFAULT_CONF);
+	    "  -V, --version        print the version\n"
+	    "  -h, --help           print this help\n", NT_DEFAULT_CONF);
 	exit(status);
 }
 
@@ -139,6 +145,36 @@ send_peers(void)
 	free(ids);
 	free(seeds);
 	free(hosts);
+}
+
+/*
+ * What the pages show of the cluster: sent to the ws worker when it
+ * starts, when a link to a peer goes up or down, and after a reload.
+ */
+void
+send_cluster(void)
+{
+	struct status_ctx	 c;
+	struct peer_view	*pv;
+	struct chan_frame	 f;
+	char			*json;
+	size_t			 i;
+
+	if (M.ws.ch == NULL || !M.ws.hello)
+		return;
+	pv = xcalloc(M.npeers, sizeof(*pv));
+	for (i = 0; i < M.npeers; i++)
+		pv[i] = M.peers[i].view;	/* shallow: read only */
+	memset(&c, 0, sizeof(c));
+	c.conf = M.conf;
+	c.peers = pv;
+	c.npeers = M.npeers;
+	json = status_cluster(&c);
+	frame_begin(&f, CH_CLUSTER, 1);
+	frame_str(&f, "json", json);
+	chan_send(M.ws.ch, &f);
+	free(json);
+	free(pv);
 }
 
 /*
@@ -234,6 +270,7 @@ on_status(const msgpack_object *o)
 	struct peer_view	*pv;
 	struct chan_frame	 f;
 	const char		**waiting;
+	struct nt_have		 errors;
 	char			*what, *body;
 	uint64_t		 req;
 	size_t			 i;
@@ -243,15 +280,20 @@ on_status(const msgpack_object *o)
 		free(what);
 		return;
 	}
+	/* The ws worker counts the error frames it sends; it says so here. */
+	if (frame_get_have(o, "errors", &errors) == -1)
+		memset(&errors, 0, sizeof(errors));
 	pv = xcalloc(M.npeers, sizeof(*pv));
 	for (i = 0; i < M.npeers; i++)
 		pv[i] = M.peers[i].view;	/* shallow: read only */
-	wv[0] = (struct worker_view){ "ws", M.ws.pid, M.ws.restarts };
-	wv[1] = (struct worker_view){ "peer", M.peer.pid, M.peer.restarts };
+	wv[0] = (struct worker_view){ "ws", M.ws.pid, M.ws.restarts,
+	    M.ws.started_ms };
+	wv[1] = (struct worker_view){ "peer", M.peer.pid, M.peer.restarts,
+	    M.peer.started_ms };
 	waiting = xcalloc(M.npeers + 1, sizeof(*waiting));
 	c = (struct status_ctx){ M.conf, M.store, &M.stats, pv, M.npeers,
 	    wv, 2, M.clients, M.recovering, M.recovery_why, waiting,
-	    recovery_waiting(waiting, M.npeers) };
+	    recovery_waiting(waiting, M.npeers), &errors };
 	body = strcmp(what, "metrics") == 0 ? status_metrics(&c) :
 	    status_json(&c);
 	frame_begin(&f, CH_STATUS, 2);
@@ -262,6 +304,7 @@ on_status(const msgpack_object *o)
 	free(pv);
 	free(waiting);
 	free(what);
+	have_clear(&errors);
 }
 
 /* Group commit: one fsync covers every append made since the last one. */
@@ -284,14 +327,38 @@ log_ready(void)
 	}
 	buf[len < sizeof(buf) ? len : sizeof(buf) - 1] = '\0';
 	log_info("Ready. Peers: [%s]", buf);
+	notify_ready("Node %s ready on %s port %d; peers: %s", M.conf->node_id,
+	    M.conf->self->listen, M.conf->self->port, len > 0 ? buf : "none");
+}
+
+/*
+ * A reload is over: say how it went to -s reload (the status file) and to
+ * systemd, which saw RELOADING=1 when it began.
+ */
+static void
+reload_done(int ok, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		fatal("vasprintf");
+	va_end(ap);
+	M.reload_waits = 0;
+	reload_status_write(M.reload_path, ++M.reload_gen, ok, msg);
+	notify_ready("Node %s: %s", M.conf->node_id, msg);
+	free(msg);
 }
 
 static void
 worker_hello(struct worker *w)
 {
 	w->hello = 1;
-	if (w == &M.ws)
+	if (w == &M.ws) {
 		send_peers();
+		send_cluster();
+	}
 	if (!M.ready && M.ws.hello && M.peer.hello) {
 		M.ready = 1;
 		log_ready();
@@ -406,6 +473,7 @@ worker_start(struct worker *w)
 	wa.chan_fd = -1;
 	w->pid = proc_spawn(w->name, w->main, &wa, &fd);
 	w->started = time(NULL);
+	w->started_ms = now_ms();
 	w->planned = 0;
 	w->hello = 0;
 	w->ch = chan_new(M.base, fd, w->name, master_frame, master_chan_lost, w);
@@ -487,9 +555,13 @@ worker_died(struct worker *w, int status)
 		for (i = 0; i < M.npeers; i++)
 			M.peers[i].in_known = 0;
 	}
-	if (w == &M.peer)	/* its links are gone */
-		for (i = 0; i < M.npeers; i++)
+	if (w == &M.peer) {	/* its links are gone */
+		for (i = 0; i < M.npeers; i++) {
 			have_clear(&M.peers[i].sent);
+			M.peers[i].view.up = 0;
+		}
+		send_cluster();
+	}
 	if (M.stopping) {
 		if (M.ws.pid == -1 && M.peer.pid == -1)
 			event_base_loopbreak(M.base);
@@ -538,6 +610,7 @@ master_stop(int sig)
 	}
 	log_info("Shutting down (%s)", strsignal(sig));
 	M.stopping = 1;
+	notify_stopping();
 	/* Everything stored is made durable and acknowledged first. */
 	commit_release();
 	worker_quit(&M.ws);
@@ -595,13 +668,18 @@ relisten(void)
 	if (fd == -1) {
 		log_warnx("%s; staying on %s port %d", cause, M.old_listen,
 		    M.old_port);
+		if (M.reload_waits)
+			reload_done(0, "reload failed: %s; staying on %s port "
+			    "%d", cause, M.old_listen, M.old_port);
 		free(cause);
 		free(self->listen);
 		self->listen = xstrdup(M.old_listen);
 		self->port = M.old_port;
 		if ((fd = proc_listen(self->listen, self->port, &cause)) == -1)
 			fatalx("%s", cause);
-	}
+	} else if (M.reload_waits)
+		reload_done(1, "reloaded configuration from %s; listening on "
+		    "%s port %d", M.conf_path, self->listen, self->port);
 	M.listen_fd = fd;
 }
 
@@ -612,14 +690,21 @@ master_reload(void)
 	char			*errors = NULL;
 	int			 relisten_now, peers_changed;
 
+	notify_reloading();
 	nc = config_load(M.conf_path, M.node_opt, getenv("NT_PORT"), &errors);
 	if (nc == NULL) {
+		reload_done(0, "reload refused: %.*s%s; keeping the running "
+		    "configuration", (int)strcspn(errors, "\n"), errors,
+		    strchr(errors, '\n') != NULL && strchr(errors, '\n')[1] !=
+		    '\0' ? " (and more in the log)" : "");
 		log_errors("reload refused", errors);
 		log_warnx("keeping the running configuration");
 		free(errors);
 		return;
 	}
 	if (reload_check(nc) == -1) {
+		reload_done(0, "reload refused: node_id cannot change from %s "
+		    "to %s without a restart", M.conf->node_id, nc->node_id);
 		config_free(nc);
 		return;
 	}
@@ -639,6 +724,7 @@ master_reload(void)
 	M.conf = nc;
 	peers_rebuild();
 	recovery_check();
+	send_cluster();
 	if (strcmp(log_target_for(old), log_target_for(nc)) != 0)
 		master_reopen_log(log_target_for(nc));
 	log_setlevel(M.verbose ? LOG_LVL_DEBUG : nc->log_level);
@@ -664,6 +750,11 @@ master_reload(void)
 	}
 	config_free(old);
 	log_info("reloaded configuration from %s", M.conf_path);
+	/* A new listener is bound once the old ws worker is gone. */
+	if (M.relisten)
+		M.reload_waits = 1;
+	else
+		reload_done(1, "reloaded configuration from %s", M.conf_path);
 }
 
 static void
@@ -710,10 +801,14 @@ load_or_die(const char *path, const char *node, int test)
 
 	conf = config_load(path, node, getenv("NT_PORT"), &errors);
 	if (conf == NULL) {
-		fprintf(stderr, "%s\n", errors);
+		log_stderr(LOG_LVL_ERROR, "%s", errors);
+		if (access(path, F_OK) == -1 && errno == ENOENT)
+			log_stderr(LOG_LVL_ERROR, "nodetalkd: no configuration "
+			    "file at %s: name one with -c FILE (nodetalk.conf(5); "
+			    "examples in %s/examples)", path, DOCDIR);
 		if (test)
-			fprintf(stderr, "nodetalkd: configuration file %s "
-			    "test failed\n", path);
+			log_stderr(LOG_LVL_ERROR, "nodetalkd: configuration "
+			    "file %s test failed", path);
 		free(errors);
 		exit(1);
 	}
@@ -772,6 +867,8 @@ master_run(void)
 	if (store_stop(M.store, &cause) == -1)
 		fatalx("%s", cause);
 	store_close(M.store);
+	if (M.reload_path != NULL)
+		unlink(M.reload_path);
 	log_info("Stopped");
 }
 
@@ -780,6 +877,7 @@ struct options {
 	const char	*path;
 	const char	*node;
 	const char	*pidfile;
+	const char	*signal;	/* -s reload */
 	int		 test;
 	int		 verbose;
 	int		 daemonize;
@@ -794,6 +892,7 @@ parse_args(int argc, char *argv[], struct options *o)
 		{ "daemon", no_argument, NULL, 'd' },
 		{ "test", no_argument, NULL, 't' },
 		{ "pidfile", required_argument, NULL, 'p' },
+		{ "signal", required_argument, NULL, 's' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -803,7 +902,7 @@ parse_args(int argc, char *argv[], struct options *o)
 
 	memset(o, 0, sizeof(*o));
 	o->path = NT_DEFAULT_CONF;
-	while ((ch = getopt_long(argc, argv, "c:n:dtp:vVh", longopts,
+	while ((ch = getopt_long(argc, argv, "c:n:dtp:s:vVh", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -820,6 +919,14 @@ parse_args(int argc, char *argv[], struct options *o)
 			break;
 		case 'p':
 			o->pidfile = optarg;
+			break;
+		case 's':
+			if (strcmp(optarg, "reload") != 0) {
+				fprintf(stderr, "nodetalkd: -s %s: the only "
+				    "signal is reload\n", optarg);
+				usage(2);
+			}
+			o->signal = optarg;
 			break;
 		case 'v':
 			o->verbose++;
@@ -843,8 +950,8 @@ config_test(const struct options *o)
 {
 	if (o->verbose)
 		config_print(stdout, M.conf);
-	fprintf(stderr, "nodetalkd: configuration file %s test is "
-	    "successful\n", o->path);
+	log_stderr(LOG_LVL_INFO, "nodetalkd: configuration file %s test is "
+	    "successful", o->path);
 	return (0);
 }
 
@@ -857,6 +964,8 @@ main(int argc, char *argv[])
 
 	log_init(NULL, "nodetalkd");
 	parse_args(argc, argv, &o);
+	if (o.signal != NULL)
+		return (reload_signal(o.pidfile));
 	M.conf = load_or_die(o.path, o.node, o.test);
 	M.conf_path = o.path;
 	M.node_opt = o.node;
@@ -864,6 +973,15 @@ main(int argc, char *argv[])
 		return (config_test(&o));
 	log_setnode(M.conf->node_id);
 	log_setproc("master");
+	/* Copies: the title takes over argv's memory (proc.c). */
+	o.path = xstrdup(o.path);
+	M.conf_path = o.path;
+	if (o.node != NULL)
+		M.node_opt = o.node = xstrdup(o.node);
+	if (o.pidfile != NULL)
+		o.pidfile = xstrdup(o.pidfile);
+	proc_title_init(argc, argv);
+	proc_title_set("nodetalkd: master [%s]", M.conf->node_id);
 	M.verbose = o.verbose;
 	log_setlevel(o.verbose ? LOG_LVL_DEBUG : M.conf->log_level);
 	M.detached = o.daemonize;
@@ -885,6 +1003,8 @@ main(int argc, char *argv[])
 		fatalx("%s", cause);
 	if (readyfd != -1)
 		proc_detach_done(readyfd);
+	M.reload_path = reload_status_path(o.pidfile);
+	reload_status_write(M.reload_path, 0, 1, "started");
 	master_run();
 	return (0);
 }

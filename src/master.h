@@ -39,6 +39,7 @@ struct worker {
 	int		 restarts;
 	int		 backoff_ms;
 	time_t		 started;
+	int64_t		 started_ms;	/* wall clock, for /metrics */
 	int		 hello;		/* channel handshake done */
 	int		 planned;	/* quit on purpose: respawn at once */
 	struct event	*respawn_ev;
@@ -112,9 +113,15 @@ struct master {
 	struct peer_state	*peers;
 	size_t			 npeers;
 	struct stats		 stats;
+	char			*reload_path;	/* outcomes for -s reload */
+	unsigned long		 reload_gen;
+	int			 reload_waits;	/* for relisten() to finish */
 };
 
 extern struct master	 M;
+
+/* master.c */
+void	send_cluster(void);
 
 /* commit.c */
 void	send_msg_frame(struct worker *, enum chan_type, int, uint64_t,
@@ -139,6 +146,7 @@ void	hold_drop(void);
 void	peers_rebuild(void);
 void	on_peer_chat(const msgpack_object *);
 void	recovery_start(void);
+void	replicate_count_live(void);
 void	recovery_check(void);
 size_t	recovery_waiting(const char **, size_t);
 void	on_peer_hello(const msgpack_object *);

@@ -124,6 +124,7 @@ static int
 ask_catchup(struct peer_state *ps, uint64_t conn)
 {
 	M.stats.gaps++;
+	ps->view.gaps++;
 	if (ps->gap_conn == conn && now_ms() - ps->gap_ms <= GAP_SYNC_MS)
 		return (0);
 	ps->gap_conn = conn;
@@ -223,16 +224,31 @@ on_peer_chat(const msgpack_object *o)
 		rv = store_message(&m);
 	if (rv == 1) {
 		M.stats.replicated_in++;
+		if (ps != NULL)
+			ps->view.replicated_in++;
 		pending_add(&m, 0, 0, 1, 0);
 		pending_unparked(&m);
 		recovery_check();
-	} else if (rv == 0)
+	} else if (rv == 0) {
 		M.stats.duplicates++;
-	else if (rv == -2 && ps != NULL && ask_catchup(ps, conn))
+		if (ps != NULL)
+			ps->view.duplicates++;
+	} else if (rv == -2 && ps != NULL && ask_catchup(ps, conn))
 		log_info("Gap from %s at %s-%llu; asking for catch-up",
 		    peer, m.origin, (unsigned long long)m.seq);
 	msg_clear(&m);
 	free(peer);
+}
+
+/* A new message of ours goes to every peer whose link is up. */
+void
+replicate_count_live(void)
+{
+	size_t	 i;
+
+	for (i = 0; i < M.npeers; i++)
+		if (M.peers[i].view.up && M.peer.hello)
+			M.peers[i].view.replicated_out++;
 }
 
 /*
@@ -469,6 +485,8 @@ on_sync_request(const msgpack_object *o)
 		ps->view.last_sync_ms = now_ms();
 	}
 	M.stats.replicated_out += n;
+	if (ps != NULL)
+		ps->view.replicated_out += n;
 	if (n > 0)
 		log_info("Catch-up: sending %llu messages to %s",
 		    (unsigned long long)n, peer);
@@ -529,7 +547,10 @@ on_link(const msgpack_object *o)
 		return;
 	if (frame_get_bool(o, "up", &up) == 0 && (ps = peer_state(peer)) !=
 	    NULL) {
-		ps->view.up = up;
+		if (ps->view.up != up) {
+			ps->view.up = up;
+			send_cluster();		/* the pages show it */
+		}
 		frame_get_u64(o, "link", &ps->link);
 		/* What a broken link carried may not have arrived. */
 		if (!up) {

@@ -29,12 +29,27 @@ struct peer_view {
 	int		 have_known;	/* it has sent a sync */
 	struct nt_have	 have;		/* its last sync */
 	int64_t		 last_sync_ms;
+	/* Replication with this peer, by the link it came on or went to. */
+	uint64_t	 replicated_in;	/* stored from it */
+	uint64_t	 replicated_out; /* catch-up to it, and live messages
+					   handed over while its link was up */
+	uint64_t	 duplicates;	/* from it, already held */
+	uint64_t	 gaps;		/* from it, refused for a gap */
 };
 
 struct worker_view {
 	const char	*name;
 	pid_t		 pid;
 	int		 restarts;
+	int64_t		 started_ms;	/* wall clock, when it was forked */
+};
+
+/* What /proc says of a process; -1 where it could not be read. */
+struct proc_view {
+	double		 cpu_seconds;
+	int64_t		 rss_bytes;
+	int64_t		 vsize_bytes;
+	int		 open_fds;
 };
 
 struct stats {
@@ -65,12 +80,16 @@ struct status_ctx {
 	const char		*recovery_why;
 	const char		**waiting;	/* peers recovery waits for */
 	size_t			 nwaiting;
+	/* Error frames the ws worker sent, by code ("too_long" -> 3). */
+	const struct nt_have	*client_errors;
 };
 
 void	 hist_add(struct hist *, double seconds);
+int	 proc_view_read(pid_t, struct proc_view *);
 uint64_t peer_lag(const struct nt_have *mine, const struct nt_have *theirs);
 /* Fresh strings; the caller frees them. */
 char	*status_json(const struct status_ctx *);
 char	*status_metrics(const struct status_ctx *);
+char	*status_cluster(const struct status_ctx *);
 
 #endif /* STATUS_H */

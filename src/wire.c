@@ -22,17 +22,17 @@ struct wire_err {
 enum wire_key {
 	K_TYPE, K_FROM, K_TO, K_TEXT, K_ID, K_CLIENT_ID, K_REPLICATED,
 	K_ORIGIN, K_SEQ, K_LAMPORT, K_TS, K_AFTER, K_SINCE, K_HAVE, K_AUTH,
-	K_CODE, K_MESSAGE, K_NODE, K_COUNT, K_RECOVERED, K_NKEYS
+	K_CODE, K_MESSAGE, K_NODE, K_COUNT, K_RECOVERED, K_CLUSTER, K_NKEYS
 };
 
 static const char *const wire_keys[K_NKEYS] = {
 	"type", "from", "to", "text", "id", "client_id", "replicated",
 	"origin", "seq", "lamport", "ts", "after", "since", "have", "auth",
-	"code", "message", "node", "count", "recovered"
+	"code", "message", "node", "count", "recovered", "cluster"
 };
 
 static const size_t wire_keylen[K_NKEYS] = {
-	4, 4, 2, 4, 2, 9, 10, 6, 3, 7, 2, 5, 5, 4, 4, 4, 7, 4, 5, 9
+	4, 4, 2, 4, 2, 9, 10, 6, 3, 7, 2, 5, 5, 4, 4, 4, 7, 4, 5, 9, 7
 };
 
 struct frame {
@@ -94,8 +94,12 @@ get_str(const struct frame *f, enum wire_key k, int required, size_t max,
 	if ((len = json_str(v, *out)) == -1)
 		return (fail(e, "bad_field", "'%s' holds a NUL character",
 		    key));
-	if (max != 0 && (size_t)len > max)
-		return (fail(e, "too_long", "'%s' is too long", key));
+	if (max != 0 && (size_t)len > max) {
+		e->code = "too_long";
+		xasprintf(&e->why, "'%s' is %zd bytes; the limit is %zu", key,
+		    len, max);
+		return (-1);
+	}
 	return (0);
 }
 
@@ -301,7 +305,8 @@ parse_body(const struct frame *o, const char *type,
 	}
 	if (strcmp(type, "join") == 0) {
 		w->type = WIRE_JOIN;
-		if (get_str(o, K_FROM, 0, NT_FROM_MAX, &w->from, e) == -1)
+		if (get_str(o, K_FROM, 0, NT_FROM_MAX, &w->from, e) == -1 ||
+		    get_bool(o, K_CLUSTER, &w->want_cluster, e) == -1)
 			return (-1);
 		return (get_have(o, K_SINCE, 0, max_origins, &w->have,
 		    &w->has_since, e));

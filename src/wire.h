@@ -34,6 +34,7 @@ struct wire_in {
 	uint64_t	 hello_ts;	/* hello: ms, signed with auth */
 	struct nt_have	 have;		/* sync: have; join: since */
 	int		 has_since;
+	int		 want_cluster;	/* join: send "cluster" frames */
 	char		*code;		/* error */
 	char		*message;	/* error */
 	int		 recovered;	/* joined */

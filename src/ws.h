@@ -52,6 +52,8 @@ int		 ws_accept_key(const char *client_key, char out[29]);
 int		 ws_is_upgrade(const struct http_req *);
 /* Check an upgrade request; 0 if acceptable, else the HTTP status to send. */
 int		 ws_check_upgrade(const struct http_req *);
+/* The same; *why is a static sentence for the answer's body, or NULL. */
+int		 ws_check_upgrade_why(const struct http_req *, const char **why);
 void		 ws_server_accept(struct evbuffer *out, const struct http_req *);
 void		 ws_client_key(char out[25]);
 void		 ws_client_request(struct evbuffer *out, const char *host,

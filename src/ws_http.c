@@ -54,16 +54,27 @@ www_set(const char *dir)
 	W.www_dir = xstrdup(dir[0] != '\0' ? dir : PKGDATADIR "/www");
 }
 
+/* A plain-text answer: the status line's words, and why when we know. */
+static void
+http_reply_why(struct conn *c, int status, const char *extra, int keep,
+    const char *why)
+{
+	char	 body[512];
+	int	 len;
+
+	len = snprintf(body, sizeof(body), "%d %s\n%s%s", status,
+	    http_reason(status), why != NULL ? why : "", why != NULL ? "\n" :
+	    "");
+	if (len < 0 || (size_t)len >= sizeof(body))
+		len = strlen(body);
+	http_respond(bufferevent_get_output(c->bev), status,
+	    "text/plain; charset=utf-8", extra, body, len, 0, keep);
+}
+
 static void
 http_reply(struct conn *c, int status, const char *extra, int keep)
 {
-	char	 body[128];
-	int	 len;
-
-	len = snprintf(body, sizeof(body), "%d %s\n", status,
-	    http_reason(status));
-	http_respond(bufferevent_get_output(c->bev), status,
-	    "text/plain; charset=utf-8", extra, body, len, 0, keep);
+	http_reply_why(c, status, extra, keep, NULL);
 }
 
 /* Read one of the page's files; NULL when it cannot be read. */
@@ -132,7 +143,8 @@ http_route(struct conn *c, struct http_req *req)
 		keep = 0;
 	/* A place kept for a peer's link serves nothing else. */
 	if (c->pool == POOL_RESERVE) {
-		http_reply(c, 503, NULL, 0);
+		http_reply_why(c, 503, NULL, 0, "this place is kept for the "
+		    "links of the cluster's nodes; try again later");
 		return (0);
 	}
 	if ((q = strchr(req->path, '?')) != NULL)
@@ -167,11 +179,12 @@ http_route(struct conn *c, struct http_req *req)
 static void
 http_upgrade(struct conn *c, struct http_req *req)
 {
-	int	 status;
+	const char	*why;
+	int		 status;
 
-	if ((status = ws_check_upgrade(req)) != 0) {
-		http_reply(c, status, status == 426 ?
-		    "Sec-WebSocket-Version: 13\r\n" : NULL, 0);
+	if ((status = ws_check_upgrade_why(req, &why)) != 0) {
+		http_reply_why(c, status, status == 426 ?
+		    "Sec-WebSocket-Version: 13\r\n" : NULL, 0, why);
 		http_finish(c);
 		return;
 	}
@@ -290,11 +303,16 @@ http_start(struct conn *c)
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
-/* No place for it: 503, and it goes. */
+/* No place for it: 503 saying why, and it goes. */
 void
-http_refuse(struct conn *c, int status)
+http_refuse(struct conn *c, int status, const char *why)
 {
-	http_reply(c, status, NULL, 0);
+	char	*body;
+
+	xasprintf(&body, "this node has no place for another connection "
+	    "(%s); try again later, or another node of the cluster", why);
+	http_reply_why(c, status, NULL, 0, body);
+	free(body);
 	http_finish(c);
 }
 

@@ -437,20 +437,41 @@ ws_key_valid(const char *key)
 int
 ws_check_upgrade(const struct http_req *req)
 {
+	const char	*why;
+
+	return (ws_check_upgrade_why(req, &why));
+}
+
+/* The same, and *why says what is wrong in words a client author reads. */
+int
+ws_check_upgrade_why(const struct http_req *req, const char **why)
+{
 	const char	*v, *key;
 
-	if (strcmp(req->method, "GET") != 0 || req->minor < 1)
+	*why = NULL;
+	if (strcmp(req->method, "GET") != 0 || req->minor < 1) {
+		*why = "a WebSocket handshake is a GET request over HTTP/1.1";
 		return (400);
+	}
 	if (!http_header_has_token(req, "Upgrade", "websocket") ||
-	    !http_header_has_token(req, "Connection", "upgrade"))
+	    !http_header_has_token(req, "Connection", "upgrade")) {
+		*why = "a WebSocket handshake needs the headers "
+		    "\"Upgrade: websocket\" and \"Connection: Upgrade\"";
 		return (400);
+	}
 	/* A missing version also gets 426: the answer says which we speak. */
 	if ((v = http_header(req, "Sec-WebSocket-Version")) == NULL ||
-	    strcmp(v, "13") != 0)
+	    strcmp(v, "13") != 0) {
+		*why = "this server speaks WebSocket version 13 only "
+		    "(Sec-WebSocket-Version: 13)";
 		return (426);
+	}
 	if ((key = http_header(req, "Sec-WebSocket-Key")) == NULL ||
-	    !ws_key_valid(key))
+	    !ws_key_valid(key)) {
+		*why = "Sec-WebSocket-Key must be 16 random bytes in base64 "
+		    "(24 characters)";
 		return (400);
+	}
 	return (0);
 }
 

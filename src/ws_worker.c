@@ -232,6 +232,7 @@ send_error(struct conn *c, const char *code, const char *message)
 {
 	log_debug("conn %llu: error %s: %s", (unsigned long long)c->id, code,
 	    message);
+	have_set(&W.errors, code, have_get(&W.errors, code) + 1);
 	conn_send(c, wire_error(code, message));
 }
 
@@ -244,7 +245,7 @@ relay_chat(struct conn *c, struct wire_in *w)
 
 	frame_begin(&f, CH_CHAT, w->msg.client_id != NULL ? 6 : 5);
 	frame_u64(&f, "conn", c->id);
-	frame_i64(&f, "t", mono_us());
+	frame_i64(&f, "t_us", mono_us());
 	frame_u64(&f, "after", w->after);
 	frame_str(&f, "from", w->msg.from);
 	frame_str(&f, "text", w->msg.text);
@@ -346,6 +347,7 @@ on_join(struct conn *c, struct wire_in *w)
 	}
 	/* Pushes wait for the end of the history, which carries them. */
 	conn_set_join(c, 0, 1);
+	c->cluster = w->want_cluster;
 	frame_begin(&f, CH_JOIN, w->has_since ? 2 : 1);
 	frame_u64(&f, "conn", c->id);
 	if (w->has_since)
@@ -420,6 +422,18 @@ on_hello(struct conn *c, struct wire_in *w)
 	chan_send(W.ch, &f);
 }
 
+/* Say the limit, so that the sender knows what would be taken. */
+static void
+text_too_long(struct conn *c, size_t len)
+{
+	char	*why;
+
+	xasprintf(&why, "'text' is %zu bytes; this node takes at most %d "
+	    "(max_message_bytes)", len, W.conf->max_message_bytes);
+	send_error(c, "too_long", why);
+	free(why);
+}
+
 static void
 on_text(struct ws_conn *ws, const char *buf, size_t len, void *arg)
 {
@@ -453,7 +467,7 @@ on_text(struct ws_conn *ws, const char *buf, size_t len, void *arg)
 		if (w.replicated)
 			on_replicated(c, &w);
 		else if (strlen(w.msg.text) > (size_t)W.conf->max_message_bytes)
-			send_error(c, "too_long", "'text' is too long");
+			text_too_long(c, strlen(w.msg.text));
 		else
 			relay_chat(c, &w);
 		break;
@@ -512,9 +526,10 @@ ask_status(struct conn *c, const char *what, int head, int keep)
 	c->waiting = 1;
 	c->keep = keep;
 	c->head_only = head;
-	frame_begin(&f, CH_STATUS, 2);
+	frame_begin(&f, CH_STATUS, 3);
 	frame_u64(&f, "req", c->id);
 	frame_str(&f, "what", what);
+	frame_have(&f, "errors", &W.errors);
 	chan_send(W.ch, &f);
 }
 
@@ -543,7 +558,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	}
 	log_limit_warnx(why, "refusing a connection from %s: %s",
 	    addr_str(c->addr, addr, sizeof(addr)), why);
-	http_refuse(c, 503);
+	http_refuse(c, 503, why);
 }
 
 /* Timeouts and heartbeats, every connection's, from one timer. */
@@ -719,6 +734,22 @@ on_joined(const msgpack_object *o)
 	conn_send(c, wire_joined(W.conf->node_id, count, recovered));
 	if (c->ws != NULL)
 		c->allowance = ws_conn_pending(c->ws);
+}
+
+/* The cluster changed: every page that asked hears it. */
+static void
+on_cluster(const msgpack_object *o)
+{
+	struct conn	*c;
+	size_t		 len;
+
+	free(W.cluster);
+	if ((W.cluster = frame_get_str(o, "json")) == NULL)
+		fatalx("bad CH_CLUSTER frame from the master");
+	len = strlen(W.cluster);
+	TAILQ_FOREACH(c, &W.conns, entry)
+		if (c->joined && c->cluster && !c->closing)
+			ws_conn_send_text(c->ws, W.cluster, len);
 }
 
 static void
@@ -962,6 +993,9 @@ ws_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 		break;
 	case CH_STATUS:
 		on_status(o);
+		break;
+	case CH_CLUSTER:
+		on_cluster(o);
 		break;
 	case CH_QUIT:
 		ws_quit();

@@ -59,6 +59,7 @@ struct conn {
 	unsigned		 joined:1;	/* gets pushed messages */
 	unsigned		 streaming:1;	/* its history is coming */
 	unsigned		 want_more:1;	/* ... next chunk once drained */
+	unsigned		 cluster:1;	/* ... and "cluster" frames */
 	unsigned		 closing:1;	/* close sent: send nothing */
 	unsigned		 active:1;	/* joined, said hello or chatted */
 	unsigned		 waiting:1;	/* for the master's /status */
@@ -103,6 +104,8 @@ struct ws_worker {
 	int			 quitting;
 	size_t			 clients_sent;
 	char			*www_dir;
+	struct nt_have		 errors;	/* error frames sent, by code */
+	char			*cluster;	/* the latest "cluster" frame */
 };
 
 extern struct ws_worker	 W;
@@ -117,7 +120,7 @@ void		 ask_status(struct conn *, const char *, int, int);
 
 /* ws_http.c */
 void		 http_start(struct conn *);
-void		 http_refuse(struct conn *, int status);
+void		 http_refuse(struct conn *, int status, const char *why);
 void		 http_status_answer(struct conn *, const char *body);
 void		 http_sweep(struct conn *, int64_t now);
 void		 www_set(const char *);

@@ -102,6 +102,8 @@ fi
 "$NT_DAEMON" -c "$T/missing.conf" -n A -d 2>"$T/missing.err"
 check_eq "a missing config: exit 1" 1 $?
 check "  and the reason" grep -qF "$T/missing.conf: cannot open" "$T/missing.err"
+check "  and the fix: nodetalkd names the -c flag" \
+    grep -qE "^nodetalkd: no configuration file at $T/missing.conf: name one with -c FILE" "$T/missing.err"
 
 : >"$T/not-a-dir"
 sed "s|data_dir = \"$T/A\"|data_dir = \"$T/not-a-dir\"|" "$T/nodetalk.conf" >"$T/baddir.conf"

@@ -256,15 +256,26 @@ test_shipped_example(void **state)
 	assert_string_equal(c->path, path);
 	assert_string_equal(c->node_id, "A");
 	assert_int_equal(c->nnodes, 3);
-	assert_node(&c->nodes[0], "A", "svm-11.cs.helsinki.fi", 9000,
-	    "0.0.0.0", "/var/lib/nodetalk", 0);
-	assert_node(&c->nodes[1], "B", "svm-11-2.cs.helsinki.fi", 9000,
-	    "0.0.0.0", "/var/lib/nodetalk", 0);
-	assert_node(&c->nodes[2], "C", "svm-11-3.cs.helsinki.fi", 9000,
-	    "0.0.0.0", "/var/lib/nodetalk", 0);
+	/* Installed to /etc: three nodes on this machine, loopback only. */
+	assert_node(&c->nodes[0], "A", "127.0.0.1", 9000,
+	    "127.0.0.1", "/var/lib/nodetalk/A", 0);
+	assert_node(&c->nodes[1], "B", "127.0.0.2", 9000,
+	    "127.0.0.2", "/var/lib/nodetalk/B", 0);
+	assert_node(&c->nodes[2], "C", "127.0.0.3", 9000,
+	    "127.0.0.3", "/var/lib/nodetalk/C", 0);
 	assert_ptr_equal(c->self, &c->nodes[0]);
 	assert_int_equal(config_has_seed(c), 0);
 	assert_defaults(c);
+	config_free(c);
+	free(path);
+
+	/* The original deployment, kept as an example. */
+	path = srcpath("doc/examples/nodetalk-course.conf");
+	c = load_ok(path, NULL, NULL);
+	assert_node(&c->nodes[0], "A", "svm-11.cs.helsinki.fi", 9000,
+	    "0.0.0.0", "/var/lib/nodetalk", 0);
+	assert_node(&c->nodes[2], "C", "svm-11-3.cs.helsinki.fi", 9000,
+	    "0.0.0.0", "/var/lib/nodetalk", 0);
 	config_free(c);
 	free(path);
 }
@@ -355,8 +366,9 @@ test_defaults(void **state)
 	assert_defaults(c);
 	assert_string_equal(c->node_id, "B");
 	assert_ptr_equal(c->self, &c->nodes[1]);
+	/* The default data_dir follows ./configure --localstatedir. */
 	assert_node(&c->nodes[0], "A", "ha", 9000, "0.0.0.0",
-	    "/var/lib/nodetalk", 0);
+	    LOCALSTATEDIR "/lib/nodetalk", 0);
 	config_free(c);
 }
 

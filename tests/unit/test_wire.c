@@ -147,7 +147,14 @@ test_join_hello_sync(void **state)
 	wire_in_clear(&w);
 	assert_int_equal(parse("{\"type\":\"join\"}", &w, &code), 0);
 	assert_int_equal(w.has_since, 0);
+	assert_int_equal(w.want_cluster, 0);
 	wire_in_clear(&w);
+	/* The page asks for "cluster" frames. */
+	assert_int_equal(parse("{\"type\":\"join\",\"cluster\":true}", &w,
+	    &code), 0);
+	assert_int_equal(w.want_cluster, 1);
+	wire_in_clear(&w);
+	expect_error("{\"type\":\"join\",\"cluster\":\"yes\"}", "bad_field");
 	expect_error("{\"type\":\"join\",\"since\":{\"A\":-1}}", "bad_field");
 	expect_error("{\"type\":\"join\",\"since\":{\"A\":1.5}}", "bad_field");
 	expect_error("{\"type\":\"join\",\"since\":[1]}", "bad_field");
