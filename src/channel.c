@@ -318,7 +318,8 @@ frame_strv(struct chan_frame *f, const char *key, const char **v, size_t n)
 void
 msg_pack(msgpack_packer *pk, const struct nt_msg *m)
 {
-	msgpack_pack_map(pk, m->client_id != NULL ? 7 : 6);
+	msgpack_pack_map(pk, 6 + (m->client_id != NULL) +
+	    (m->gateway != NULL));
 	pack_cstr(pk, "origin");
 	pack_cstr(pk, m->origin);
 	pack_cstr(pk, "seq");
@@ -334,6 +335,10 @@ msg_pack(msgpack_packer *pk, const struct nt_msg *m)
 	if (m->client_id != NULL) {
 		pack_cstr(pk, "cid");
 		pack_cstr(pk, m->client_id);
+	}
+	if (m->gateway != NULL) {
+		pack_cstr(pk, "gw");
+		pack_cstr(pk, m->gateway);
 	}
 }
 
@@ -419,7 +424,7 @@ frame_get_str(const msgpack_object *map, const char *key)
 int
 msg_unpack(const msgpack_object *o, struct nt_msg *m)
 {
-	const msgpack_object	*origin, *cid;
+	const msgpack_object	*origin, *cid, *gw;
 
 	memset(m, 0, sizeof(*m));
 	origin = frame_get(o, "origin");
@@ -435,6 +440,9 @@ msg_unpack(const msgpack_object *o, struct nt_msg *m)
 	m->text = frame_get_str(o, "text");
 	if ((cid = frame_get(o, "cid")) != NULL &&
 	    (m->client_id = obj_strdup(cid)) == NULL)
+		goto bad;
+	if ((gw = frame_get(o, "gw")) != NULL &&
+	    (m->gateway = obj_strdup(gw)) == NULL)
 		goto bad;
 	if (m->from == NULL || m->text == NULL)
 		goto bad;

@@ -367,6 +367,8 @@ wire_chat(const struct nt_msg *m, int replicated)
 	cJSON_AddStringToObject(o, "text", m->text);
 	if (m->client_id != NULL)
 		cJSON_AddStringToObject(o, "client_id", m->client_id);
+	if (m->gateway != NULL)
+		cJSON_AddStringToObject(o, "gateway", m->gateway);
 	if (replicated)
 		cJSON_AddTrueToObject(o, "replicated");
 	return (print_free(o));
