@@ -15,6 +15,7 @@
 #include "nodetalk.h"
 #include "channel.h"
 #include "config.h"
+#include "engine.h"
 #include "log.h"
 #include "status.h"
 #include "store.h"
@@ -305,4 +306,5 @@ commit_release(void)
 	free(M.pend);
 	M.pend = NULL;
 	M.npend = 0;
+	M.engine->committed();
 }

@@ -19,8 +19,10 @@
 #include "config.h"
 #include "status.h"
 
+struct engine;
+
 struct worker {
-	const char	*name;		/* "ws", "peer" */
+	const char	*name;		/* "ws", "peer", "nats" */
 	worker_main_fn	 main;
 	pid_t		 pid;
 	struct chan	*ch;
@@ -62,8 +64,10 @@ struct master {
 	const char		*node_opt;
 	struct store		*store;
 	int			 listen_fd;
+	const struct engine	*engine;	/* engine.h */
 	struct worker		 ws;
-	struct worker		 peer;
+	struct worker		 peer;		/* the engine's worker:
+						   "peer" or "nats" */
 	struct pending		*pend;
 	size_t			 npend;
 	struct event		*sync_ev;

@@ -118,6 +118,7 @@ status_json(const struct status_ctx *c)
 	cJSON_AddNumberToObject(o, "clients", c->clients);
 	cJSON_AddBoolToObject(o, "recovering", c->recovering);
 	cJSON_AddItemToObject(o, "have", have_json(store_have(c->store)));
+	cJSON_AddStringToObject(o, "engine", c->engine);
 	cJSON_AddItemToObject(o, "peers", peers_json(c));
 	cJSON_AddItemToObject(o, "workers", workers_json(c));
 	cJSON_AddStringToObject(o, "fsync", fsync_policy_name(c->conf->fsync));

@@ -54,6 +54,7 @@ struct stats {
 
 struct status_ctx {
 	const struct nt_config	*conf;
+	const char		*engine;	/* "mesh", "nats" */
 	const struct store	*store;
 	const struct stats	*stats;
 	const struct peer_view	*peers;

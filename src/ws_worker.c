@@ -139,9 +139,11 @@ peers_from_config(void)
 	char	**ids;
 	size_t	  i, n = 0;
 
+	/* Gateways to a NATS stream have no peers: nobody may replicate. */
 	ids = xcalloc(W.conf->nnodes, sizeof(*ids));
 	for (i = 0; i < W.conf->nnodes; i++)
-		if (&W.conf->nodes[i] != W.conf->self)
+		if (&W.conf->nodes[i] != W.conf->self &&
+		    W.conf->engine == ENGINE_MESH)
 			ids[n++] = xstrdup(W.conf->nodes[i].id);
 	peers_set(ids, n, config_has_seed(W.conf));
 }
