@@ -51,7 +51,23 @@ enum chan_type {
 	/* 3xx: peer worker <-> master */
 	CH_REPLICATE = 300,	/* m->peer: peer ("" = every peer), msg */
 	CH_SYNC_REQ = 301,	/* peer->m: peer, have{} */
-	CH_LINK = 302		/* peer->m: peer, up */
+	CH_LINK = 302,		/* peer->m: peer, up */
+
+	/* 4xx: nats worker <-> master (engine = "nats") */
+	CH_PUBLISH = 400,	/* m->nats: id, from, text, ts, cid?: a
+				   client's chat, for the stream */
+	CH_PUBLISHED = 401,	/* nats->m: id, seq, dup: JetStream stored
+				   it (dup: as an earlier message, seq) */
+	CH_PUBLISH_FAIL = 402,	/* nats->m: id, code, message */
+	CH_CONSUME = 403,	/* m->nats: gen, from: read the stream from
+				   seq `from` on; frames of older gens are
+				   stale */
+	CH_STREAM_MSG = 404,	/* nats->m: gen, msg: the next message of
+				   the stream */
+	CH_STORED = 405,	/* m->nats: seq: durable here up to seq */
+	CH_NATS_STATE = 406	/* nats->m: up, server, stream_ok,
+				   stream_seq, replicas, leader,
+				   reconnects, error: for /status */
 };
 
 struct chan;

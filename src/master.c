@@ -47,6 +47,9 @@ static void	relisten(void);
 /* The engines this nodetalkd was built with (engine = in the config). */
 static const struct engine *const engines[] = {
 	&engine_mesh,
+#ifdef HAVE_NATS
+	&engine_nats,
+#endif
 };
 
 static const char	*pidfile_path;
