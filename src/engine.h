@@ -28,6 +28,11 @@ struct engine {
 	int		 peers;		/* the nodes link to each other (else
 					   the nodes list is for operators) */
 
+	/*
+	 * The store is open, the daemon not detached yet: whether the
+	 * engine can run on it.  0, or -1 with *cause (the start fails).
+	 */
+	int		(*check)(char **cause);
 	/* Before the workers start: the engine's state and timers. */
 	void		(*start)(void);
 	/* A worker (either) said hello: it is new, and may need telling. */

@@ -9,8 +9,10 @@
  * order: origin = the stream's name, seq = lamport = the sequence.  The
  * client's ack waits until the message is also in this node's store
  * (read back from the stream like everyone else's, and synced), so what
- * a client was told is there is in its history too.  Acks and errors
- * leave in the order the chats came on each connection, as with the mesh.
+ * a client was told is there is in its history too; if reading lags by
+ * more than timeout_ms, the ack goes without waiting (the stream has the
+ * message: that is what the ack promises).  Acks and errors leave in the
+ * order the chats came on each connection, as with the mesh.
  *
  * Every message of the stream is read into the store, in sequence, from
  * where the store ends (CH_CONSUME, again after a gap or a restart of
@@ -34,6 +36,7 @@
 #include "master.h"
 
 #define CONSUME_GAP_MS	1000	/* at most one restart of reading per gap */
+#define TICK_MS		250	/* acks that waited long enough for reading */
 
 enum chat_state {
 	CHAT_PUBLISHING,	/* with the nats worker */
@@ -49,7 +52,10 @@ struct chat {
 	enum chat_state		 state;
 	uint64_t		 seq;
 	char			*message;	/* CHAT_FAILED */
+	char			*cid;
+	int64_t			 ts;		/* as published */
 	int64_t			 t_us;
+	int64_t			 deadline;	/* CHAT_STORED: ack by then */
 };
 
 static struct {
@@ -59,6 +65,7 @@ static struct {
 	uint64_t		 gen;		/* of the last CH_CONSUME */
 	int64_t			 consume_ms;
 	struct event		*consume_ev;
+	struct event		*tick_ev;
 	uint64_t		 told;		/* in the last CH_STORED */
 } G;
 
@@ -75,13 +82,15 @@ worker_ok(void)
 }
 
 static struct chat *
-chat_new(uint64_t conn)
+chat_new(uint64_t conn, const char *cid)
 {
 	struct chat	*c;
 
 	c = xcalloc(1, sizeof(*c));
 	c->id = ++G.next_id;
 	c->conn = conn;
+	c->cid = cid != NULL ? xstrdup(cid) : NULL;
+	c->ts = now_ms();
 	c->t_us = mono_us();
 	TAILQ_INSERT_TAIL(&G.chats, c, entry);
 	return (c);
@@ -92,6 +101,7 @@ chat_free(struct chat *c)
 {
 	TAILQ_REMOVE(&G.chats, c, entry);
 	free(c->message);
+	free(c->cid);
 	free(c);
 }
 
@@ -118,17 +128,29 @@ send_fail(uint64_t conn, const char *message)
 	chan_send(M.ws.ch, &f);
 }
 
-/* Answered when stored here and synced; NULL while not (yet). */
+/*
+ * Answered when stored here and synced, or when reading took longer than
+ * timeout_ms: with the identity JetStream gave (into *tmp).  NULL while
+ * neither.
+ */
 static const struct nt_msg *
-chat_ready(const struct chat *c)
+chat_ready(const struct chat *c, struct nt_msg *tmp)
 {
 	const struct nt_msg	*m;
 
-	if (c->state != CHAT_STORED ||
-	    (m = store_lookup(M.store, stream(), c->seq)) == NULL ||
-	    pending_has(m))
+	if (c->state != CHAT_STORED)
 		return (NULL);
-	return (m);
+	if ((m = store_lookup(M.store, stream(), c->seq)) != NULL &&
+	    !pending_has(m))
+		return (m);
+	if (now_ms() < c->deadline)
+		return (NULL);
+	memset(tmp, 0, sizeof(*tmp));
+	snprintf(tmp->origin, sizeof(tmp->origin), "%s", stream());
+	tmp->seq = tmp->lamport = c->seq;
+	tmp->ts = c->ts;
+	tmp->client_id = c->cid;
+	return (tmp);
 }
 
 static int
@@ -151,6 +173,7 @@ static void
 chats_release(void)
 {
 	const struct nt_msg	*m;
+	struct nt_msg		 tmp;
 	struct chat		*c, *next;
 	uint64_t		*held = NULL;
 	size_t			 nheld = 0;
@@ -160,7 +183,7 @@ chats_release(void)
 			continue;
 		if (c->state == CHAT_FAILED)
 			send_fail(c->conn, c->message);
-		else if ((m = chat_ready(c)) != NULL)
+		else if ((m = chat_ready(c, &tmp)) != NULL)
 			send_msg_frame(&M.ws, CH_ACK, 1, c->conn, NULL, m);
 		else {
 			held = xreallocarray(held, nheld + 1, sizeof(*held));
@@ -194,12 +217,13 @@ nats_chat(const msgpack_object *o)
 	    (text = frame_get_str(o, "text")) == NULL)
 		goto out;
 	cid = frame_get_str(o, "cid");
-	c = chat_new(conn);
+	c = chat_new(conn, cid);
 	if (cid != NULL && (old = store_lookup_client_id(M.store, stream(),
 	    cid)) != NULL) {
 		M.stats.retries++;
 		c->state = CHAT_STORED;
 		c->seq = old->seq;
+		c->deadline = now_ms() + M.conf->nats.timeout_ms;
 	} else if (!worker_ok())
 		chat_fail(c, "the link to NATS is restarting; nothing was "
 		    "stored: retry shortly");
@@ -208,7 +232,7 @@ nats_chat(const msgpack_object *o)
 		frame_u64(&f, "id", c->id);
 		frame_str(&f, "from", from);
 		frame_str(&f, "text", text);
-		frame_i64(&f, "ts", now_ms());
+		frame_i64(&f, "ts", c->ts);
 		if (cid != NULL)
 			frame_str(&f, "cid", cid);
 		chan_send(M.peer.ch, &f);
@@ -247,6 +271,7 @@ on_published(const msgpack_object *o)
 	frame_get_bool(o, "dup", &dup);
 	c->state = CHAT_STORED;
 	c->seq = seq;
+	c->deadline = now_ms() + M.conf->nats.timeout_ms;
 	M.stats.accepted++;
 	G.view.published++;
 	G.view.deduplicated += dup;
@@ -408,11 +433,44 @@ nats_committed(void)
 	chan_send(M.peer.ch, &f);
 }
 
+/*
+ * The store is a copy of this stream and nothing else: a mesh node's log
+ * (or another stream's) would mix two orders into one history.
+ */
+static int
+nats_check(char **cause)
+{
+	const struct nt_have	*h = store_have(M.store);
+	size_t			 i;
+
+	for (i = 0; i < h->n; i++) {
+		if (strcmp(h->v[i].origin, stream()) == 0)
+			continue;
+		xasprintf(cause, "%s holds messages of origin %s: it is not a "
+		    "copy of stream %s; a gateway needs a data_dir of its own "
+		    "(an empty one reads the stream)", store_path(M.store),
+		    h->v[i].origin, stream());
+		return (-1);
+	}
+	return (0);
+}
+
+static void
+tick_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct timeval	 tv = { 0, TICK_MS * 1000 };
+
+	chats_release();
+	evtimer_add(G.tick_ev, &tv);
+}
+
 static void
 nats_start(void)
 {
 	TAILQ_INIT(&G.chats);
 	G.consume_ev = evtimer_new(M.base, consume_cb, NULL);
+	G.tick_ev = evtimer_new(M.base, tick_cb, NULL);
+	tick_cb(-1, 0, NULL);
 	log_info("Gateway to NATS stream %s (subject %s, %zu servers)",
 	    stream(), M.conf->nats.subject, M.conf->nats.nservers);
 }
@@ -468,6 +526,7 @@ const struct engine engine_nats = {
 	.worker = "nats",
 	.worker_main = nats_worker_main,
 	.peers = 0,
+	.check = nats_check,
 	.start = nats_start,
 	.hello = nats_hello,
 	.lost = nats_lost,

@@ -679,7 +679,7 @@ master_setup(void)
 	if (M.listen_fd == -1)
 		fatalx("%s", cause);
 	M.store = store_open(M.conf->self->data_dir, M.conf->fsync, &cause);
-	if (M.store == NULL)
+	if (M.store == NULL || M.engine->check(&cause) == -1)
 		fatalx("%s", cause);
 	proc_drop_privileges(M.conf->user);
 }

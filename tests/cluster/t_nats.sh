@@ -24,7 +24,18 @@ nt_need_websockets
 # shellcheck source=natslib.sh source-path=SCRIPTDIR
 . "$(dirname "$0")/natslib.sh"
 nats_need
+
+# A mesh node's log is no copy of the stream: a gateway refuses it.
+nt_start A
+nt_send A alice "a mesh message" >/dev/null
+nt_stop A
 nats_init --set 'timeout_ms = 2000;'
+timeout 10 "$NT_DAEMON" -c "$T/nodetalk.conf" -n A >"$T/refused.out" 2>&1
+check_eq "a gateway on a mesh node's data_dir exits 1" 1 "$?"
+check "... and says why" grep -qF "holds messages of origin A: it is not a copy of stream nodetalk" "$T/refused.out"
+rm -rf "$T/A"
+mkdir "$T/A"
+
 nats_start 1 2 3
 
 for id in A B C; do
