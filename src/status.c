@@ -128,6 +128,25 @@ nats_json(const struct status_ctx *c)
 	return (o);
 }
 
+/* The other gateways, for operators' tools: the nodes list says where. */
+static cJSON *
+gateways_json(const struct status_ctx *c)
+{
+	const struct nt_node	*n;
+	cJSON			*o = cJSON_CreateObject(), *go;
+	size_t			 i;
+
+	for (i = 0; i < c->conf->nnodes; i++) {
+		n = &c->conf->nodes[i];
+		if (n == c->conf->self)
+			continue;
+		go = cJSON_AddObjectToObject(o, n->id);
+		cJSON_AddStringToObject(go, "host", n->host);
+		cJSON_AddNumberToObject(go, "port", n->port);
+	}
+	return (o);
+}
+
 static cJSON *
 workers_json(const struct status_ctx *c)
 {
@@ -156,8 +175,10 @@ status_json(const struct status_ctx *c)
 	cJSON_AddBoolToObject(o, "recovering", c->recovering);
 	cJSON_AddItemToObject(o, "have", have_json(store_have(c->store)));
 	cJSON_AddStringToObject(o, "engine", c->engine);
-	if (c->nats != NULL)
+	if (c->nats != NULL) {
 		cJSON_AddItemToObject(o, "nats", nats_json(c));
+		cJSON_AddItemToObject(o, "gateways", gateways_json(c));
+	}
 	cJSON_AddItemToObject(o, "peers", peers_json(c));
 	cJSON_AddItemToObject(o, "workers", workers_json(c));
 	cJSON_AddStringToObject(o, "fsync", fsync_policy_name(c->conf->fsync));

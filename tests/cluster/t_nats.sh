@@ -71,6 +71,15 @@ check "the ids are nodetalk-1 ... nodetalk-451, in that order, on A" \
 check "every message names the gateway that took it" \
     eval '[ "$(nt_json get gateway <"$T/hist.B" | sort -u | tr "\n" " ")" = "A B C " ]'
 
+# The operators' views of the gateways.
+out=$(timeout 15 "$NT_CLIENT" --server-host "${NT_ADDR[A]}" --port "$P" --status)
+check_match "nodetalk --status: B found through A, its NATS link up" \
+    "B +127\.0\.0\.2:$P +451 +451 +[0-9]+ +nats up \(lag 0, N[123] leads\)" "$out"
+out=$(NT_LOCAL_BIN="$NT_DAEMON" NT_ENV=/dev/null timeout 30 \
+    "$NT_SRCDIR/contrib/nt-status" --direct -c "$T/nodetalk.conf" 2>&1)
+check_match "nt-status: C up, with its link to NATS and its lag" \
+    "C +up +messages=451 clients=[0-9]+ nats=up lag=0" "$out"
+
 # --- acked means stored --------------------------------------------------------
 
 # C forgets everything it had: what it reads back is what the stream holds.
