@@ -225,8 +225,8 @@ nats_chat(const msgpack_object *o)
 		c->seq = old->seq;
 		c->deadline = now_ms() + M.conf->nats.timeout_ms;
 	} else if (!worker_ok())
-		chat_fail(c, "the link to NATS is restarting; nothing was "
-		    "stored: retry shortly");
+		chat_fail(c, "the link to NATS is not up yet (its worker is "
+		    "starting); nothing was stored: retry shortly");
 	else {
 		frame_begin(&f, CH_PUBLISH, cid != NULL ? 5 : 4);
 		frame_u64(&f, "id", c->id);
