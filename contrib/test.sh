@@ -45,9 +45,11 @@ build() {
 	logs+=("$dir/test-suite.log")
 }
 
-build build/plain
+# Both engines, always: a missing libnats is an error here, not a mesh-only
+# build.
+build build/plain --with-nats
 if [ $quick -eq 0 ]; then
-	build build/sanitize --enable-sanitizers
+	build build/sanitize --enable-sanitizers --with-nats
 	# distcheck builds, tests, installs and uninstalls from the tarball;
 	# the suite ran twice already, so it runs the smoke subset
 	# (DISTCHECK_TESTS in Makefile.am).  Its failures are listed below.

@@ -425,6 +425,16 @@ static const struct chan_schema {
 	{ CH_DIAL, "dial", { "peer:s" } },
 	{ CH_CATCHUP, "catchup", { "peer:s", "link:u", "msgs:v" } },
 	{ CH_CATCHUP_MORE, "catchup_more", { "peer:s", "link:u" } },
+	{ CH_PUBLISH, "publish", { "id:u", "from:s", "text:s", "ts:i",
+	    "cid:s?" } },
+	{ CH_PUBLISHED, "published", { "id:u", "seq:u", "dup:b" } },
+	{ CH_PUBLISH_FAIL, "publish_fail", { "id:u", "code:s", "message:s" } },
+	{ CH_CONSUME, "consume", { "gen:u", "from:u" } },
+	{ CH_STREAM_MSG, "stream_msg", { "gen:u", "msg:m" } },
+	{ CH_STORED, "stored", { "seq:u" } },
+	{ CH_NATS_STATE, "nats_state", { "up:b", "server:s", "stream_ok:b",
+	    "stream_seq:u", "replicas:u", "leader:s", "reconnects:u",
+	    "error:s" } },
 };
 
 static const struct chan_schema *
@@ -686,7 +696,8 @@ batch_clear(struct chan_batch *b)
 void
 msg_pack(msgpack_packer *pk, const struct nt_msg *m)
 {
-	msgpack_pack_map(pk, m->client_id != NULL ? 7 : 6);
+	msgpack_pack_map(pk, 6 + (m->client_id != NULL) +
+	    (m->gateway != NULL));
 	pack_cstr(pk, "origin");
 	pack_cstr(pk, m->origin);
 	pack_cstr(pk, "seq");
@@ -702,6 +713,10 @@ msg_pack(msgpack_packer *pk, const struct nt_msg *m)
 	if (m->client_id != NULL) {
 		pack_cstr(pk, "cid");
 		pack_cstr(pk, m->client_id);
+	}
+	if (m->gateway != NULL) {
+		pack_cstr(pk, "gw");
+		pack_cstr(pk, m->gateway);
 	}
 }
 
@@ -787,7 +802,7 @@ frame_get_str(const msgpack_object *map, const char *key)
 int
 msg_unpack(const msgpack_object *o, struct nt_msg *m)
 {
-	const msgpack_object	*origin, *cid;
+	const msgpack_object	*origin, *cid, *gw;
 
 	memset(m, 0, sizeof(*m));
 	origin = frame_get(o, "origin");
@@ -803,6 +818,9 @@ msg_unpack(const msgpack_object *o, struct nt_msg *m)
 	m->text = frame_get_str(o, "text");
 	if ((cid = frame_get(o, "cid")) != NULL &&
 	    (m->client_id = obj_strdup(cid)) == NULL)
+		goto bad;
+	if ((gw = frame_get(o, "gw")) != NULL &&
+	    (m->gateway = obj_strdup(gw)) == NULL)
 		goto bad;
 	if (m->from == NULL || m->text == NULL)
 		goto bad;

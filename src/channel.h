@@ -75,8 +75,24 @@ enum chan_type {
 				   it now rather than after the backoff */
 	CH_CATCHUP = 304,	/* m->peer: peer, link, msgs[]: a chunk of
 				   what the peer lacks, for that link only */
-	CH_CATCHUP_MORE = 305	/* peer->m: peer, link: the link drained its
+	CH_CATCHUP_MORE = 305,	/* peer->m: peer, link: the link drained its
 				   output: the next chunk */
+
+	/* 4xx: nats worker <-> master (engine = "nats") */
+	CH_PUBLISH = 400,	/* m->nats: id, from, text, ts, cid?: a
+				   client's chat, for the stream */
+	CH_PUBLISHED = 401,	/* nats->m: id, seq, dup: JetStream stored
+				   it (dup: as an earlier message, seq) */
+	CH_PUBLISH_FAIL = 402,	/* nats->m: id, code, message */
+	CH_CONSUME = 403,	/* m->nats: gen, from: read the stream from
+				   seq `from` on; frames of older gens are
+				   stale */
+	CH_STREAM_MSG = 404,	/* nats->m: gen, msg: the next message of
+				   the stream */
+	CH_STORED = 405,	/* m->nats: seq: durable here up to seq */
+	CH_NATS_STATE = 406	/* nats->m: up, server, stream_ok,
+				   stream_seq, replicas, leader,
+				   reconnects, error: for /status */
 };
 
 struct chan;

@@ -15,6 +15,7 @@
 #include "nodetalk.h"
 #include "channel.h"
 #include "config.h"
+#include "engine.h"
 #include "log.h"
 #include "status.h"
 #include "store.h"
@@ -54,6 +55,19 @@ send_fail(uint64_t conn, const char *code, const char *message)
 	frame_str(&f, "code", code);
 	frame_str(&f, "message", message);
 	chan_send(M.ws.ch, &f);
+}
+
+/* Whether m is stored here but not yet durable (its ack waits). */
+int
+pending_has(const struct nt_msg *m)
+{
+	size_t	 i;
+
+	for (i = 0; i < M.npend; i++)
+		if (M.pend[i].fresh && M.pend[i].seq == m->seq &&
+		    strcmp(M.pend[i].origin, m->origin) == 0)
+			return (1);
+	return (0);
 }
 
 void
@@ -496,4 +510,5 @@ commit_release(void)
 	free(M.pend);
 	M.pend = NULL;
 	M.npend = 0;
+	M.engine->committed();
 }

@@ -15,6 +15,34 @@ enum fsync_policy {
 	FSYNC_ALWAYS
 };
 
+/* What carries messages between nodes (engine.h). */
+enum nt_engine {
+	ENGINE_MESH = 0,	/* every node dials every other node */
+	ENGINE_NATS		/* nodes are gateways to a JetStream stream */
+};
+
+/*
+ * engine = "nats": the NATS JetStream cluster every gateway shares.  The
+ * stream's name is also the origin of every message in it.
+ */
+struct nt_nats {
+	char		**servers;	/* nats://host[:port] or tls://... */
+	size_t		  nservers;
+	char		 *stream;
+	char		 *subject;	/* derived: "nodetalk." stream */
+	int		  replicas;
+	int		  duplicate_window_ms;
+	int		  timeout_ms;	/* a chat's wait for JetStream's ack */
+	int		  connect_timeout_ms;
+	char		 *token;	/* "" = none, as the next five */
+	char		 *user;
+	char		 *password;
+	char		 *creds;	/* a .creds file: JWT and nkey seed */
+	char		 *tls_ca;
+	char		 *tls_cert;
+	char		 *tls_key;
+};
+
 struct nt_node {
 	char	*id;
 	char	*host;		/* where peers dial it */
@@ -50,6 +78,8 @@ struct nt_config {
 	char		*log_file;	/* "" = stderr, "syslog", or a path */
 	char		*user;		/* "" = do not drop privileges */
 	char		*secret;	/* "" = peers are not authenticated */
+	enum nt_engine	 engine;
+	struct nt_nats	 nats;		/* engine = "nats" only */
 };
 
 /*
@@ -66,6 +96,9 @@ struct nt_node	*config_node(const struct nt_config *, const char *id);
 const char	*fsync_policy_name(enum fsync_policy);
 int		 config_nodes_equal(const struct nt_config *,
 		    const struct nt_config *);
+const char	*config_engine_name(enum nt_engine);
+int		 config_nats_equal(const struct nt_nats *,
+		    const struct nt_nats *);
 /* Whether a peer (not this node) runs the Python prototype. */
 int		 config_has_seed(const struct nt_config *);
 

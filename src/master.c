@@ -26,6 +26,7 @@
 #include "nodetalkd.h"
 #include "channel.h"
 #include "config.h"
+#include "engine.h"
 #include "log.h"
 #include "status.h"
 #include "store.h"
@@ -44,6 +45,14 @@ static void	worker_quit(struct worker *);
 static void	master_frame(struct chan *, int, const msgpack_object *, void *);
 static void	master_chan_lost(struct chan *, const char *, void *);
 static void	relisten(void);
+
+/* The engines this nodetalkd was built with (engine = in the config). */
+static const struct engine *const engines[] = {
+	&engine_mesh,
+#ifdef HAVE_NATS
+	&engine_nats,
+#endif
+};
 
 static const char	*pidfile_path;
 static pid_t		 pidfile_owner;
@@ -130,7 +139,7 @@ send_peers(void)
 	seeds = xcalloc(M.conf->nnodes, sizeof(*seeds));
 	hosts = xcalloc(M.conf->nnodes, sizeof(*hosts));
 	for (i = 0; i < M.conf->nnodes; i++) {
-		if (&M.conf->nodes[i] == M.conf->self)
+		if (&M.conf->nodes[i] == M.conf->self || !M.engine->peers)
 			continue;
 		hosts[ni] = M.conf->nodes[i].host;
 		ids[ni++] = M.conf->nodes[i].id;
@@ -234,7 +243,7 @@ master_reopen_log(const char *target)
 		return (-1);
 	}
 	send_reopen(&M.ws);
-	send_reopen(&M.peer);
+	send_reopen(&M.peer);	/* the engine's worker */
 	return (0);
 }
 
@@ -267,13 +276,10 @@ on_status(const msgpack_object *o)
 {
 	struct status_ctx	 c;
 	struct worker_view	 wv[2];
-	struct peer_view	*pv;
 	struct chan_frame	 f;
-	const char		**waiting;
 	struct nt_have		 errors;
 	char			*what, *body;
 	uint64_t		 req;
-	size_t			 i;
 
 	what = frame_get_str(o, "what");
 	if (what == NULL || frame_get_u64(o, "req", &req) == -1) {
@@ -283,17 +289,20 @@ on_status(const msgpack_object *o)
 	/* The ws worker counts the error frames it sends; it says so here. */
 	if (frame_get_have(o, "errors", &errors) == -1)
 		memset(&errors, 0, sizeof(errors));
-	pv = xcalloc(M.npeers, sizeof(*pv));
-	for (i = 0; i < M.npeers; i++)
-		pv[i] = M.peers[i].view;	/* shallow: read only */
 	wv[0] = (struct worker_view){ "ws", M.ws.pid, M.ws.restarts,
 	    M.ws.started_ms };
-	wv[1] = (struct worker_view){ "peer", M.peer.pid, M.peer.restarts,
-	    M.peer.started_ms };
-	waiting = xcalloc(M.npeers + 1, sizeof(*waiting));
-	c = (struct status_ctx){ M.conf, M.store, &M.stats, pv, M.npeers,
-	    wv, 2, M.clients, M.recovering, M.recovery_why, waiting,
-	    recovery_waiting(waiting, M.npeers), &errors };
+	wv[1] = (struct worker_view){ M.peer.name, M.peer.pid,
+	    M.peer.restarts, M.peer.started_ms };
+	memset(&c, 0, sizeof(c));
+	c.conf = M.conf;
+	c.engine = M.engine->name;
+	c.store = M.store;
+	c.stats = &M.stats;
+	c.workers = wv;
+	c.nworkers = 2;
+	c.clients = M.clients;
+	c.client_errors = &errors;
+	M.engine->status(&c);
 	body = strcmp(what, "metrics") == 0 ? status_metrics(&c) :
 	    status_json(&c);
 	frame_begin(&f, CH_STATUS, 2);
@@ -301,8 +310,8 @@ on_status(const msgpack_object *o)
 	frame_str(&f, "body", body);
 	chan_send(M.ws.ch, &f);
 	free(body);
-	free(pv);
-	free(waiting);
+	free((void *)c.peers);
+	free((void *)c.waiting);
 	free(what);
 	have_clear(&errors);
 }
@@ -318,7 +327,7 @@ log_ready(void)
 	size_t	 i, len = 0;
 
 	for (i = 0; i < M.conf->nnodes; i++) {
-		if (&M.conf->nodes[i] == M.conf->self)
+		if (&M.conf->nodes[i] == M.conf->self || !M.engine->peers)
 			continue;
 		len += snprintf(buf + len, sizeof(buf) - len, "%s'%s'",
 		    len == 0 ? "" : ", ", M.conf->nodes[i].id);
@@ -359,6 +368,7 @@ worker_hello(struct worker *w)
 		send_peers();
 		send_cluster();
 	}
+	M.engine->hello(w);
 	if (!M.ready && M.ws.hello && M.peer.hello) {
 		M.ready = 1;
 		log_ready();
@@ -378,18 +388,6 @@ on_history_more(const msgpack_object *o)
 }
 
 static void
-on_catchup_more(const msgpack_object *o)
-{
-	char		*peer;
-	uint64_t	 link;
-
-	if ((peer = frame_get_str(o, "peer")) != NULL &&
-	    frame_get_u64(o, "link", &link) == 0)
-		stream_catchup_more(peer, link);
-	free(peer);
-}
-
-static void
 master_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 {
 	struct worker	*w = arg;
@@ -400,7 +398,7 @@ master_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 		worker_hello(w);
 		return;
 	case CH_CHAT:
-		on_client_chat(o);
+		M.engine->chat(o);
 		return;
 	case CH_JOIN:
 		on_join(o);
@@ -408,32 +406,16 @@ master_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 	case CH_HISTORY_MORE:
 		on_history_more(o);
 		return;
-	case CH_CATCHUP_MORE:
-		on_catchup_more(o);
-		return;
-	case CH_PEER_HELLO:
-		on_peer_hello(o);
-		return;
-	case CH_PEER_CHAT:
-		on_peer_chat(o);
-		return;
-	case CH_SEED_CHAT:
-		on_seed_chat(o);
-		return;
 	case CH_CLIENTS:
 		if (frame_get_u64(o, "n", &n) == 0)
 			M.clients = (int)n;
-		return;
-	case CH_SYNC_REQ:
-		on_sync_request(o);
-		return;
-	case CH_LINK:
-		on_link(o);
 		return;
 	case CH_STATUS:
 		on_status(o);
 		return;
 	}
+	if (M.engine->frame(type, o))
+		return;
 	/* A worker speaking out of turn is broken: restart it. */
 	log_warnx("unexpected frame %d from %s worker; restarting it", type,
 	    w->name);
@@ -552,16 +534,8 @@ worker_died(struct worker *w, int status)
 		for (i = 0; i < M.npend; i++)
 			M.pend[i].ack = 0;
 		hold_drop();
-		for (i = 0; i < M.npeers; i++)
-			M.peers[i].in_known = 0;
 	}
-	if (w == &M.peer) {	/* its links are gone */
-		for (i = 0; i < M.npeers; i++) {
-			have_clear(&M.peers[i].sent);
-			M.peers[i].view.up = 0;
-		}
-		send_cluster();
-	}
+	M.engine->lost(w);
 	if (M.stopping) {
 		if (M.ws.pid == -1 && M.peer.pid == -1)
 			event_base_loopbreak(M.base);
@@ -647,7 +621,28 @@ reload_check(struct nt_config *nc)
 	if (strcmp(nc->user, M.conf->user) != 0)
 		log_warnx("user changed to \"%s\": takes effect at the next "
 		    "restart", nc->user);
+	if (nc->engine != M.conf->engine)
+		log_warnx("engine changed to \"%s\": takes effect at the "
+		    "next restart; still using \"%s\"",
+		    config_engine_name(nc->engine), M.engine->name);
+	else if (strcmp(nc->nats.stream, M.conf->nats.stream) != 0)
+		log_warnx("the NATS stream changed to %s: takes effect at the "
+		    "next restart; still using %s", nc->nats.stream,
+		    M.conf->nats.stream);
 	return (0);
+}
+
+/* What a reload cannot change stays as it runs (reload_check said so). */
+static void
+reload_keep(struct nt_config *nc, const struct nt_config *old)
+{
+	free(nc->self->data_dir);
+	nc->self->data_dir = xstrdup(old->self->data_dir);
+	nc->engine = old->engine;
+	free(nc->nats.stream);
+	nc->nats.stream = xstrdup(old->nats.stream);
+	free(nc->nats.subject);
+	nc->nats.subject = xstrdup(old->nats.subject);
 }
 
 /*
@@ -688,7 +683,7 @@ master_reload(void)
 {
 	struct nt_config	*nc, *old = M.conf;
 	char			*errors = NULL;
-	int			 relisten_now, peers_changed;
+	int			 relisten_now, restart;
 
 	notify_reloading();
 	nc = config_load(M.conf_path, M.node_opt, getenv("NT_PORT"), &errors);
@@ -708,9 +703,8 @@ master_reload(void)
 		config_free(nc);
 		return;
 	}
-	/* The running store and user stay until a restart. */
-	free(nc->self->data_dir);
-	nc->self->data_dir = xstrdup(old->self->data_dir);
+	/* The running store, engine and user stay until a restart. */
+	reload_keep(nc, old);
 	relisten_now = old->self->port != nc->self->port ||
 	    strcmp(old->self->listen, nc->self->listen) != 0;
 	if (relisten_now) {
@@ -718,12 +712,8 @@ master_reload(void)
 		M.old_listen = xstrdup(old->self->listen);
 		M.old_port = old->self->port;
 	}
-	/* A new secret: links are made again, signed with it. */
-	peers_changed = !config_nodes_equal(old, nc) ||
-	    strcmp(old->secret, nc->secret) != 0;
 	M.conf = nc;
-	peers_rebuild();
-	recovery_check();
+	restart = M.engine->reload(old);
 	send_cluster();
 	if (strcmp(log_target_for(old), log_target_for(nc)) != 0)
 		master_reopen_log(log_target_for(nc));
@@ -741,10 +731,12 @@ master_reload(void)
 		M.relisten = 1;
 		M.ws.planned = 1;
 		worker_quit(&M.ws);
-	} else if (peers_changed)
+	} else if (restart)
 		send_peers();
-	if (peers_changed) {
-		log_info("peers changed: restarting the peer worker");
+	if (restart) {
+		log_info("%s changed: restarting the %s worker",
+		    M.engine->peers ? "peers" : "the NATS settings",
+		    M.peer.name);
 		M.peer.planned = 1;
 		worker_quit(&M.peer);
 	}
@@ -836,7 +828,7 @@ master_setup(void)
 	if (M.listen_fd == -1)
 		fatalx("%s", cause);
 	M.store = store_open(M.conf->self->data_dir, M.conf->fsync, &cause);
-	if (M.store == NULL)
+	if (M.store == NULL || M.engine->check(&cause) == -1)
 		fatalx("%s", cause);
 	proc_drop_privileges(M.conf->user);
 }
@@ -851,15 +843,12 @@ master_run(void)
 	log_batch_on(M.base);
 	M.sync_ev = evtimer_new(M.base, commit_cb, NULL);
 	M.kill_ev = evtimer_new(M.base, kill_cb, NULL);
-	M.antientropy_ev = evtimer_new(M.base, antientropy_cb, NULL);
 	M.hold_ev = evtimer_new(M.base, hold_expire_cb, NULL);
-	antientropy_cb(-1, 0, NULL);
 	master_signals();
 	M.stats.started_ms = now_ms();
-	peers_rebuild();
-	recovery_start();
+	M.engine->start();
 	worker_init(&M.ws, "ws", ws_worker_main);
-	worker_init(&M.peer, "peer", peer_worker_main);
+	worker_init(&M.peer, M.engine->worker, M.engine->worker_main);
 	worker_start(&M.ws);
 	worker_start(&M.peer);
 	event_base_dispatch(M.base);
@@ -870,6 +859,18 @@ master_run(void)
 	if (M.reload_path != NULL)
 		unlink(M.reload_path);
 	log_info("Stopped");
+}
+
+/* config.c refuses an engine that is not built in. */
+static const struct engine *
+engine_pick(enum nt_engine e)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(engines) / sizeof(engines[0]); i++)
+		if (strcmp(engines[i]->name, config_engine_name(e)) == 0)
+			return (engines[i]);
+	fatalx("engine %s is not built in", config_engine_name(e));
 }
 
 /* The command line (DESIGN section 3). */
@@ -967,6 +968,7 @@ main(int argc, char *argv[])
 	if (o.signal != NULL)
 		return (reload_signal(o.pidfile));
 	M.conf = load_or_die(o.path, o.node, o.test);
+	M.engine = engine_pick(M.conf->engine);
 	M.conf_path = o.path;
 	M.node_opt = o.node;
 	if (o.test)

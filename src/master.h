@@ -30,9 +30,10 @@
  */
 #define AFTER_MAX_JUMP	1000000
 #define PEER_MAX_JUMP	(2 * AFTER_MAX_JUMP)
+struct engine;
 
 struct worker {
-	const char	*name;		/* "ws", "peer" */
+	const char	*name;		/* "ws", "peer", "nats" */
 	worker_main_fn	 main;
 	pid_t		 pid;
 	struct chan	*ch;
@@ -86,8 +87,10 @@ struct master {
 	const char		*node_opt;
 	struct store		*store;
 	int			 listen_fd;
+	const struct engine	*engine;	/* engine.h */
 	struct worker		 ws;
-	struct worker		 peer;
+	struct worker		 peer;		/* the engine's worker:
+						   "peer" or "nats" */
 	struct pending		*pend;
 	size_t			 npend;
 	struct event		*sync_ev;
@@ -126,6 +129,7 @@ void	send_cluster(void);
 /* commit.c */
 void	send_msg_frame(struct worker *, enum chan_type, int, uint64_t,
 	    const char *, const struct nt_msg *);
+int	pending_has(const struct nt_msg *);
 void	pending_add(const struct nt_msg *, int, uint64_t, int, int);
 void	pending_unparked(const struct nt_msg *);
 int	store_message(const struct nt_msg *);
@@ -151,6 +155,7 @@ void	recovery_check(void);
 size_t	recovery_waiting(const char **, size_t);
 void	on_peer_hello(const msgpack_object *);
 void	on_sync_request(const msgpack_object *);
+void	on_catchup_more(const msgpack_object *);
 void	on_link(const msgpack_object *);
 void	antientropy_cb(evutil_socket_t, short, void *);
 void	catchup_done(const char *, const struct nt_have *);

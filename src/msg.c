@@ -28,6 +28,7 @@ msg_dup(const struct nt_msg *m)
 	d->from = xstrdup(m->from != NULL ? m->from : "");
 	d->text = xstrdup(m->text != NULL ? m->text : "");
 	d->client_id = m->client_id != NULL ? xstrdup(m->client_id) : NULL;
+	d->gateway = m->gateway != NULL ? xstrdup(m->gateway) : NULL;
 	return (d);
 }
 
@@ -38,6 +39,7 @@ msg_clear(struct nt_msg *m)
 	free(m->from);
 	free(m->text);
 	free(m->client_id);
+	free(m->gateway);
 	memset(m, 0, sizeof(*m));
 }
 

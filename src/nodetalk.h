@@ -40,6 +40,8 @@ struct nt_msg {
 	char		*from;
 	char		*text;
 	char		*client_id;	/* may be NULL */
+	char		*gateway;	/* engine = "nats": the node that took
+					   it from its client; else NULL */
 };
 
 /*

@@ -58,4 +58,7 @@ void	ws_worker_main(struct worker_args *) __attribute__((noreturn));
 /* peer_worker.c */
 void	peer_worker_main(struct worker_args *) __attribute__((noreturn));
 
+/* nats_worker.c */
+void	nats_worker_main(struct worker_args *) __attribute__((noreturn));
+
 #endif /* NODETALKD_H */

@@ -496,6 +496,19 @@ on_sync_request(const msgpack_object *o)
 	recovery_check();
 }
 
+/* The peer's link drained its output: the next chunk of its catch-up. */
+void
+on_catchup_more(const msgpack_object *o)
+{
+	char		*peer;
+	uint64_t	 link;
+
+	if ((peer = frame_get_str(o, "peer")) != NULL &&
+	    frame_get_u64(o, "link", &link) == 0)
+		stream_catchup_more(peer, link);
+	free(peer);
+}
+
 /* A peer's catch-up ended: the link carried it everything up to sent. */
 void
 catchup_done(const char *peer, const struct nt_have *sent)

@@ -160,6 +160,62 @@ recovery_json(const struct status_ctx *c)
 	return (o);
 }
 
+/* How far the store is behind the stream, as last heard. */
+static uint64_t
+nats_lag(const struct status_ctx *c)
+{
+	uint64_t	 have;
+
+	have = have_get(store_have(c->store), c->conf->nats.stream);
+	return (c->nats->stream_seq > have ? c->nats->stream_seq - have : 0);
+}
+
+static cJSON *
+nats_json(const struct status_ctx *c)
+{
+	const struct nats_view	*n = c->nats;
+	const struct nt_nats	*cf = &c->conf->nats;
+	cJSON			*o = cJSON_CreateObject();
+
+	cJSON_AddBoolToObject(o, "connected", n->up);
+	cJSON_AddStringToObject(o, "server", n->server);
+	cJSON_AddStringToObject(o, "stream", cf->stream);
+	cJSON_AddStringToObject(o, "subject", cf->subject);
+	cJSON_AddBoolToObject(o, "stream_ok", n->stream_ok);
+	cJSON_AddNumberToObject(o, "stream_seq", (double)n->stream_seq);
+	cJSON_AddNumberToObject(o, "stored", (double)have_get(
+	    store_have(c->store), cf->stream));
+	cJSON_AddNumberToObject(o, "lag", (double)nats_lag(c));
+	cJSON_AddNumberToObject(o, "replicas", n->replicas);
+	cJSON_AddStringToObject(o, "leader", n->leader);
+	cJSON_AddNumberToObject(o, "reconnects", (double)n->reconnects);
+	cJSON_AddNumberToObject(o, "since_ms", (double)n->since_ms);
+	if (n->error[0] != '\0')
+		cJSON_AddStringToObject(o, "error", n->error);
+	else
+		cJSON_AddNullToObject(o, "error");
+	return (o);
+}
+
+/* The other gateways, for operators' tools: the nodes list says where. */
+static cJSON *
+gateways_json(const struct status_ctx *c)
+{
+	const struct nt_node	*n;
+	cJSON			*o = cJSON_CreateObject(), *go;
+	size_t			 i;
+
+	for (i = 0; i < c->conf->nnodes; i++) {
+		n = &c->conf->nodes[i];
+		if (n == c->conf->self)
+			continue;
+		go = cJSON_AddObjectToObject(o, n->id);
+		cJSON_AddStringToObject(go, "host", n->host);
+		cJSON_AddNumberToObject(go, "port", n->port);
+	}
+	return (o);
+}
+
 static cJSON *
 workers_json(const struct status_ctx *c)
 {
@@ -189,6 +245,11 @@ status_json(const struct status_ctx *c)
 	if (c->recovering)
 		cJSON_AddItemToObject(o, "recovery", recovery_json(c));
 	cJSON_AddItemToObject(o, "have", have_json(store_have(c->store)));
+	cJSON_AddStringToObject(o, "engine", c->engine);
+	if (c->nats != NULL) {
+		cJSON_AddItemToObject(o, "nats", nats_json(c));
+		cJSON_AddItemToObject(o, "gateways", gateways_json(c));
+	}
 	cJSON_AddItemToObject(o, "peers", peers_json(c));
 	cJSON_AddItemToObject(o, "workers", workers_json(c));
 	cJSON_AddStringToObject(o, "fsync", fsync_policy_name(c->conf->fsync));
@@ -439,6 +500,33 @@ metrics_workers(struct evbuffer *b, const struct status_ctx *c)
 			    v[i].open_fds);
 }
 
+static void
+metrics_nats(struct evbuffer *b, const struct status_ctx *c)
+{
+	const struct nats_view	*n = c->nats;
+
+	metric_u64(b, "nodetalk_nats_connected", "gauge",
+	    "1 while connected to a NATS server.", (uint64_t)n->up);
+	metric_u64(b, "nodetalk_nats_stream_ok", "gauge",
+	    "1 while the stream is there as configured.",
+	    (uint64_t)n->stream_ok);
+	metric_u64(b, "nodetalk_nats_stream_sequence", "gauge",
+	    "The stream's last sequence, as last heard.", n->stream_seq);
+	metric_u64(b, "nodetalk_nats_lag_messages", "gauge",
+	    "Messages of the stream not yet in this gateway's store.",
+	    nats_lag(c));
+	metric_u64(b, "nodetalk_nats_reconnects_total", "counter",
+	    "Reconnections to NATS.", n->reconnects);
+	metric_u64(b, "nodetalk_nats_published_total", "counter",
+	    "Chats JetStream acknowledged.", n->published);
+	metric_u64(b, "nodetalk_nats_deduplicated_total", "counter",
+	    "Of those, retries JetStream already held.", n->deduplicated);
+	metric_u64(b, "nodetalk_nats_unavailable_total", "counter",
+	    "Chats answered unavailable.", n->failed);
+	metric_hist(b, "nodetalk_nats_publish_seconds",
+	    "From a chat to JetStream's acknowledgement.", &n->publish_lat);
+}
+
 char *
 status_metrics(const struct status_ctx *c)
 {
@@ -461,6 +549,8 @@ status_metrics(const struct status_ctx *c)
 	metric_hist(b, "nodetalk_channel_seconds",
 	    "From the ws worker to the master, per chat.",
 	    &c->stats->chan_lat);
+	if (c->nats != NULL)
+		metrics_nats(b, c);
 	len = evbuffer_get_length(b);
 	s = xmalloc(len + 1);
 	evbuffer_remove(b, s, len);

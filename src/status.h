@@ -37,6 +37,24 @@ struct peer_view {
 	uint64_t	 gaps;		/* from it, refused for a gap */
 };
 
+/* engine = "nats": the gateway's link to the stream. */
+struct nats_view {
+	int		 known;		/* the nats worker has reported */
+	int		 up;		/* connected to a NATS server */
+	char		 server[128];	/* which one */
+	int		 stream_ok;	/* the stream is there as configured */
+	uint64_t	 stream_seq;	/* its last sequence, as last heard */
+	int		 replicas;
+	char		 leader[64];	/* the server leading the stream */
+	uint64_t	 reconnects;
+	char		 error[256];	/* the last error, "" when none */
+	int64_t		 since_ms;	/* up (or down) since */
+	uint64_t	 published;	/* chats JetStream acknowledged */
+	uint64_t	 deduplicated;	/* ... as a message it already held */
+	uint64_t	 failed;	/* chats answered "unavailable" */
+	struct hist	 publish_lat;	/* a chat's way to JetStream's ack */
+};
+
 struct worker_view {
 	const char	*name;
 	pid_t		 pid;
@@ -69,6 +87,8 @@ struct stats {
 
 struct status_ctx {
 	const struct nt_config	*conf;
+	const char		*engine;	/* "mesh", "nats" */
+	const struct nats_view	*nats;		/* engine = "nats" only */
 	const struct store	*store;
 	const struct stats	*stats;
 	const struct peer_view	*peers;

@@ -468,6 +468,8 @@ wire_chat_body(struct json_out *o, const struct nt_msg *m)
 	json_add_str(o, "text", m->text);
 	if (m->client_id != NULL)
 		json_add_str(o, "client_id", m->client_id);
+	if (m->gateway != NULL)
+		json_add_str(o, "gateway", m->gateway);
 }
 
 void

@@ -119,11 +119,13 @@ peers_from_config(void)
 	int		 *seed;
 	size_t		  i, n = 0;
 
+	/* Gateways to a NATS stream have no peers: nobody may replicate. */
 	ids = xcalloc(W.conf->nnodes, sizeof(*ids));
 	seed = xcalloc(W.conf->nnodes, sizeof(*seed));
 	hosts = xcalloc(W.conf->nnodes, sizeof(*hosts));
 	for (i = 0; i < W.conf->nnodes; i++) {
-		if (&W.conf->nodes[i] == W.conf->self)
+		if (&W.conf->nodes[i] == W.conf->self ||
+		    W.conf->engine != ENGINE_MESH)
 			continue;
 		seed[n] = W.conf->nodes[i].seed;
 		hosts[n] = W.conf->nodes[i].host;

@@ -9,6 +9,7 @@
 # every test.
 #
 #   nt_init NAME               work dir $T, port $P, $T/nodetalk.conf, traps
+#   nt_claim_port VAR          one more free port, for other servers
 #   nt_write_conf [opts]       (re)write a config (--seed ID, --set LINE,
 #                              --file F)
 #   nt_start ID [args]         start nodetalkd -n ID and wait until it serves
@@ -57,6 +58,7 @@ NT_FAIL=0
 NT_LEFT=0
 NT_NAME=
 NT_PORT_CLAIM=
+NT_CLAIMS=()			# more claimed ports (nt_claim_port)
 T=
 P=
 
@@ -233,6 +235,15 @@ nt_write_conf() {
 		done
 		echo ");"
 	} >"$file"
+}
+
+# nt_claim_port VAR: one more port free on 127.0.0.1-3 into VAR, claimed
+# until exit (for servers a test runs beside the nodes).
+nt_claim_port() {
+	local port
+	port=$(_nt_pick_port) || nt_fatal "found no free port on 127.0.0.1-3"
+	NT_CLAIMS+=("$NT_BUILDDIR/tests/cluster/port-$port.d")
+	printf -v "$1" '%s' "$port"
 }
 
 # nt_init NAME: fresh work dir $T, port $P, config $T/nodetalk.conf.
@@ -611,6 +622,9 @@ nt_cleanup() {
 		fi
 	done
 	[ -z "$NT_PORT_CLAIM" ] || rmdir "$NT_PORT_CLAIM" 2>/dev/null
+	for p in "${NT_CLAIMS[@]}"; do
+		rmdir "$p" 2>/dev/null
+	done
 	[ -n "$T" ] && [ -d "$T" ] || exit "$rc"
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] || [ "$NT_FAIL" -ne 0 ]; then
 		for f in "$T"/*.log; do
