@@ -2,12 +2,15 @@
  * commit.c: what the master does with a chat.  A client's chat gets its
  * identity and clock and is appended to the store; so is a seed node's,
  * under a local-only identity.  Nobody hears of a message before it is
- * durable: appends collect in a pending list that one sync releases
- * (group commit), acknowledging, pushing to clients and replicating.
+ * durable: appends collect in a pending list, written once per turn of
+ * the event loop and released by the sync that covers them (group
+ * commit, the sync in a thread of its own), acknowledging, pushing to
+ * clients and replicating.
  * Joins are taken here too; their history goes out as a stream.
  */
 #include <sys/types.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +26,13 @@
 
 #define HOLD_MS		5000	/* a chat waits this long for recovery */
 #define HOLD_MAX	4096	/* chats held at most */
+#define WRITE_RETRY_MS	200	/* a failed write of the log is tried again */
 #define RECOVERING_TEXT	"this node may have lost messages of its own and " \
 	"waits to hear what its peers hold; retry shortly"
+
+static int	commit_write(void);
+static void	commit_advance(void);
+static void	commit_release(size_t);
 
 void
 send_msg_frame(struct worker *w, enum chan_type type, int with_conn,
@@ -116,12 +124,18 @@ log_chat(const struct nt_msg *m)
 	    store_count(M.store));
 }
 
-/* 1 stored, 0 already there, -2 gap, -1 write error (logged). */
+/*
+ * 1 stored, 0 already there, -2 gap, -1 not stored: no record could be
+ * made (logged), or the log cannot be written just now (commit_write()
+ * says so), so that nothing more piles up in memory meanwhile.
+ */
 int
 store_message(const struct nt_msg *m)
 {
 	int	 rv;
 
+	if (M.write_failing)
+		return (-1);
 	if ((rv = store_append(M.store, m)) == -1)
 		log_warn("%s: append", store_path(M.store));
 	else if (rv == 1)
@@ -432,63 +446,140 @@ on_join(const msgpack_object *o)
 	have_clear(&since);
 }
 
+/*
+ * Group commit without a timer.  The records a turn of the event loop
+ * appended go to the log in one write(2) at the end of the turn; then, if
+ * no sync is under way, the sync thread (syncer.c) starts one at once.
+ * What is written while it runs waits for the next, which starts as soon
+ * as it returns: a quiet node acknowledges a chat one write and one sync
+ * after it came, and a busy one makes as many syncs as the disk allows,
+ * each covering everything written before it began.
+ */
 void
 commit_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	M.sync_armed = 0;
-	commit_release();
+	if (commit_write() == 0)
+		commit_advance();
 }
 
+/* The end of this turn, when the frames at hand have been handled. */
 void
 commit_schedule(void)
 {
 	struct timeval	 tv = { 0, 0 };
-	int64_t		 wait_us;
 
 	if (M.sync_armed)
 		return;
 	M.sync_armed = 1;
-	/*
-	 * The commit runs once the frames at hand are handled, so one sync
-	 * covers all of them.  "batch" also spaces syncs at least
-	 * fsync_interval_ms apart: a sync right away when the last one is
-	 * that old, else when it will be.  A quiet node acks at once; a busy
-	 * one makes at most one sync per interval.
-	 */
-	if (M.conf->fsync == FSYNC_BATCH && store_dirty(M.store)) {
-		wait_us = M.last_sync_us + M.conf->fsync_interval_ms * 1000LL -
-		    mono_us();
-		if (wait_us > 0) {
-			tv.tv_sec = wait_us / 1000000;
-			tv.tv_usec = wait_us % 1000000;
-		}
-	}
 	evtimer_add(M.sync_ev, &tv);
 }
 
+/*
+ * The turn's records in one write(2).  A write that fails (a full disk)
+ * leaves nothing half-written and keeps the records, which wait for a
+ * later try; new messages are refused until one succeeds.
+ */
+static int
+commit_write(void)
+{
+	static struct ratelimit	 rl;
+	struct timeval		 tv = { 0, WRITE_RETRY_MS * 1000 };
+	char			 note[RATELIMIT_NOTE];
+
+	if (store_write(M.store) == -1) {
+		if (ratelimit_pass(&rl, now_ms(), note, sizeof(note)))
+			log_warn("%s: write (trying again every %d ms; "
+			    "meanwhile new chats are refused)%s",
+			    store_path(M.store), WRITE_RETRY_MS, note);
+		M.write_failing = 1;
+		if (!M.sync_armed) {
+			M.sync_armed = 1;
+			evtimer_add(M.sync_ev, &tv);
+		}
+		return (-1);
+	}
+	if (M.write_failing) {
+		M.write_failing = 0;
+		log_info("%s: written again", store_path(M.store));
+	}
+	M.npend_written = M.npend;
+	return (0);
+}
+
+/*
+ * Release what is durable, or start the sync the written records need;
+ * right after commit_write(), so that the log size is what was written.
+ * With fsync = "none", written is enough; otherwise it is durable once a
+ * sync that began after the write has returned.  Acks keep their order,
+ * so nothing overtakes what the sync under way covers.
+ */
+static void
+commit_advance(void)
+{
+	off_t	 size;
+
+	if (syncer_busy(M.syncer))
+		return;		/* commit_synced() comes back here */
+	size = store_log_size(M.store);
+	if (M.conf->fsync == FSYNC_NONE || size == M.synced_to) {
+		commit_release(M.npend_written);
+		return;
+	}
+	M.synced_to = size;
+	M.npend_syncing = M.npend_written;
+	syncer_start(M.syncer);
+}
+
+/*
+ * The sync thread's sync returned.  After a failed fsync the kernel may
+ * have dropped the dirty pages, so a retry could "succeed" over lost
+ * data: nothing unacknowledged may be acknowledged now, and the safe
+ * answer is to stop.
+ */
 void
-commit_release(void)
+commit_synced(int error, int64_t took_us, void *arg)
+{
+	size_t	 n = M.npend_syncing;
+
+	if (error != 0) {
+		errno = error;
+		fatal("%s: fsync", store_path(M.store));
+	}
+	M.stats.syncs++;
+	hist_add(&M.stats.fsync_lat, took_us / 1e6);
+	M.npend_syncing = 0;
+	commit_release(n);
+	/* What this turn appended so far goes into the next sync too. */
+	if (commit_write() == 0)
+		commit_advance();
+}
+
+/*
+ * A clean stop: everything stored is written, made durable and released
+ * now, the loop waiting for the syncs.
+ */
+void
+commit_drain(void)
+{
+	if (commit_write() == 0)
+		commit_advance();
+	while (syncer_busy(M.syncer))
+		syncer_wait(M.syncer);
+}
+
+/* The first n pending messages are durable: everyone may hear of them. */
+static void
+commit_release(size_t n)
 {
 	const struct nt_msg	*m;
 	struct pending		*p;
-	size_t			 i, n;
-	int64_t			 t, now;
+	size_t			 i;
+	int64_t			 now;
 
-	/*
-	 * After a failed fsync the kernel may have dropped the dirty pages,
-	 * so a retry could "succeed" over lost data: nothing unacknowledged
-	 * may be acknowledged now, and the safe answer is to stop.
-	 */
-	if (M.conf->fsync != FSYNC_NONE && store_dirty(M.store)) {
-		t = mono_us();
-		if (store_sync(M.store) == -1)
-			fatal("%s: fsync", store_path(M.store));
-		M.stats.syncs++;
-		M.last_sync_us = mono_us();
-		hist_add(&M.stats.fsync_lat, (M.last_sync_us - t) / 1e6);
-	}
+	if (n == 0)
+		return;
 	now = mono_us();
-	n = M.npend;
 	for (i = 0; i < n; i++) {
 		p = &M.pend[i];
 		if ((m = store_lookup(M.store, p->origin, p->seq)) == NULL)
@@ -507,8 +598,8 @@ commit_release(void)
 			replicate_live(m);
 		}
 	}
-	free(M.pend);
-	M.pend = NULL;
-	M.npend = 0;
+	memmove(M.pend, M.pend + n, (M.npend - n) * sizeof(*M.pend));
+	M.npend -= n;
+	M.npend_written -= n;
 	M.engine->committed();
 }

@@ -3,7 +3,8 @@
  * files beside it.  store.c keeps the messages in memory and calls this
  * file for everything that touches the disk.
  *
- * Records are written in arrival order, each in one write(2).  At open the
+ * Records are written in arrival order: those of one turn of the master's
+ * event loop gather in a batch, written in one write(2).  At open the
  * log is read back, and damage is never cut away: the bytes of a bad
  * record (a torn write at the end, a bad block in the middle) are copied
  * into a file of their own that an operator can inspect, named in the log
@@ -39,6 +40,7 @@
 #define STATE_RECOVERING	"recovering"
 #define RESYNC_WINDOW		(64 * 1024)
 #define COPY_CHUNK		(64 * 1024)
+#define BATCH_KEEP		(1024 * 1024)
 
 struct journal {
 	char			*dir;
@@ -51,6 +53,7 @@ struct journal {
 	const char		*damage;	/* what replay found */
 	int			 unclean_none;	/* last run died under "none" */
 	int			 recovering;	/* the state file exists */
+	msgpack_sbuffer		 batch;		/* records not written yet */
 };
 
 /* Replay's read buffer, reused from record to record. */
@@ -96,6 +99,7 @@ journal_open(const char *data_dir, enum fsync_policy fsync, char **cause)
 	j = xcalloc(1, sizeof(*j));
 	j->fd = -1;
 	j->fsync = fsync;
+	msgpack_sbuffer_init(&j->batch);
 	j->dir = xstrndup(data_dir, len > 1 && data_dir[len - 1] == '/' ?
 	    len - 1 : len);
 	xasprintf(&j->path, "%s/%s", j->dir, JOURNAL_NAME);
@@ -112,6 +116,10 @@ journal_close(struct journal *j)
 {
 	if (j == NULL)
 		return;
+	/* What was appended is not lost to a close without a sync. */
+	if (j->fd != -1 && journal_write(j) == -1)
+		log_warn("%s: write", j->path);
+	msgpack_sbuffer_destroy(&j->batch);
 	if (j->fd != -1)
 		close(j->fd);	/* releases the flock */
 	free(j->path);
@@ -551,42 +559,66 @@ journal_set_aside(struct journal *j, struct damage *dmg, size_t ndmg,
 /* Writing. */
 
 /*
- * The record in one write(2); on failure the log is cut back to where it
- * was, so that no half record waits for the next replay.
+ * Add m's record to the batch that journal_write() writes.  -1 with errno
+ * when it cannot be packed; nothing is added then.
  */
 int
 journal_append(struct journal *j, const struct nt_msg *m)
 {
-	msgpack_sbuffer	 sb;
-	int		 saved;
+	size_t	 before = j->batch.size;
 
 	if (j->broken) {
 		errno = EIO;
 		return (-1);
 	}
-	msgpack_sbuffer_init(&sb);
-	if (record_pack(m, &sb) == -1 ||
-	    write_all(j->fd, sb.data, sb.size) == -1) {
-		saved = errno;
-		if (ftruncate(j->fd, j->size) == -1)
-			j->broken = 1;
-		msgpack_sbuffer_destroy(&sb);
-		errno = saved;
+	if (record_pack(m, &j->batch) == -1) {
+		j->batch.size = before;
 		return (-1);
 	}
-	j->size += sb.size;
-	j->dirty = 1;
-	msgpack_sbuffer_destroy(&sb);
 	return (0);
 }
 
-/* The whole record in one buffer, so it goes out in one write(2). */
+/*
+ * The batch in one write(2).  On failure the log is cut back to where it
+ * was, so that no half record waits for the next replay, and the batch is
+ * kept for another try.
+ */
+int
+journal_write(struct journal *j)
+{
+	int	 saved;
+
+	if (j->batch.size == 0)
+		return (0);
+	if (j->broken) {
+		errno = EIO;
+		return (-1);
+	}
+	if (write_all(j->fd, j->batch.data, j->batch.size) == -1) {
+		saved = errno;
+		if (ftruncate(j->fd, j->size) == -1)
+			j->broken = 1;
+		errno = saved;
+		return (-1);
+	}
+	j->size += j->batch.size;
+	j->dirty = 1;
+	j->batch.size = 0;
+	/* One burst must not keep its buffer for good. */
+	if (j->batch.alloc > BATCH_KEEP) {
+		msgpack_sbuffer_destroy(&j->batch);
+		msgpack_sbuffer_init(&j->batch);
+	}
+	return (0);
+}
+
+/* The record appended to sb, whole, behind what sb holds. */
 static int
 record_pack(const struct nt_msg *m, msgpack_sbuffer *sb)
 {
 	msgpack_packer	 pk;
 	unsigned char	 hdr[JOURNAL_HDR_LEN];
-	size_t		 len;
+	size_t		 start = sb->size, len;
 
 	memset(hdr, 0, sizeof(hdr));
 	if (msgpack_sbuffer_write(sb, (const char *)hdr, sizeof(hdr)) != 0) {
@@ -595,21 +627,24 @@ record_pack(const struct nt_msg *m, msgpack_sbuffer *sb)
 	}
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 	msg_pack(&pk, m);
-	len = sb->size - sizeof(hdr);
+	len = sb->size - start - sizeof(hdr);
 	if (len > JOURNAL_MAX_RECORD) {
 		/* Replay would take it for corruption. */
 		errno = EMSGSIZE;
 		return (-1);
 	}
-	put_be32((unsigned char *)sb->data, len);
-	put_be32((unsigned char *)sb->data + 4,
-	    crc32(0L, (const Bytef *)sb->data + sizeof(hdr), len));
+	put_be32((unsigned char *)sb->data + start, len);
+	put_be32((unsigned char *)sb->data + start + 4,
+	    crc32(0L, (const Bytef *)sb->data + start + sizeof(hdr), len));
 	return (0);
 }
 
+/* Write what waits, and sync. */
 int
 journal_sync(struct journal *j)
 {
+	if (journal_write(j) == -1)
+		return (-1);
 	if (!j->dirty)
 		return (0);
 	/* Stay dirty on failure so that the caller can try again. */
@@ -622,13 +657,21 @@ journal_sync(struct journal *j)
 int
 journal_dirty(const struct journal *j)
 {
-	return (j->dirty);
+	return (j->dirty || j->batch.size > 0);
 }
 
+/* For the master's sync thread, which syncs it on its own (syncer.c). */
+int
+journal_fd(const struct journal *j)
+{
+	return (j->fd);
+}
+
+/* Where the next record goes: the batch counts as written. */
 off_t
 journal_size(const struct journal *j)
 {
-	return (j->size);
+	return (j->size + (off_t)j->batch.size);
 }
 
 const char *

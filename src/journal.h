@@ -41,10 +41,17 @@ int		 journal_replay(struct journal *,
 /* What replay found: NULL, or a sentence (the end was lost, or damage). */
 const char	*journal_damage(const struct journal *);
 
-/* Append m's record in one write(2); -1 with errno, nothing half-written. */
+/*
+ * Add m's record to the batch (-1 with errno when it cannot be packed);
+ * journal_write() writes the batch in one write(2): -1 with errno, and
+ * nothing half-written, the batch kept for another try.
+ */
 int		 journal_append(struct journal *, const struct nt_msg *);
+int		 journal_write(struct journal *);
+/* Write what waits and fdatasync(2); 0 or -1. */
 int		 journal_sync(struct journal *);
 int		 journal_dirty(const struct journal *);
+int		 journal_fd(const struct journal *);
 off_t		 journal_size(const struct journal *);
 const char	*journal_path(const struct journal *);
 

@@ -586,7 +586,7 @@ master_stop(int sig)
 	M.stopping = 1;
 	notify_stopping();
 	/* Everything stored is made durable and acknowledged first. */
-	commit_release();
+	commit_drain();
 	worker_quit(&M.ws);
 	worker_quit(&M.peer);
 	evtimer_add(M.kill_ev, &tv);
@@ -842,6 +842,8 @@ master_run(void)
 		fatalx("event_base_new");
 	log_batch_on(M.base);
 	M.sync_ev = evtimer_new(M.base, commit_cb, NULL);
+	M.syncer = syncer_new(M.base, store_log_fd(M.store), commit_synced,
+	    NULL);
 	M.kill_ev = evtimer_new(M.base, kill_cb, NULL);
 	M.hold_ev = evtimer_new(M.base, hold_expire_cb, NULL);
 	master_signals();
@@ -852,6 +854,7 @@ master_run(void)
 	worker_start(&M.ws);
 	worker_start(&M.peer);
 	event_base_dispatch(M.base);
+	syncer_free(M.syncer);
 	log_batch_on(NULL);
 	if (store_stop(M.store, &cause) == -1)
 		fatalx("%s", cause);

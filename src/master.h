@@ -91,11 +91,21 @@ struct master {
 	struct worker		 ws;
 	struct worker		 peer;		/* the engine's worker:
 						   "peer" or "nats" */
+	/*
+	 * Group commit (commit.c): pend[] in arrival order; the first
+	 * npend_syncing wait for the sync under way, up to npend_written
+	 * for the next one, the rest for the write at the end of the turn.
+	 */
 	struct pending		*pend;
 	size_t			 npend;
-	struct event		*sync_ev;
+	size_t			 npend_written;
+	size_t			 npend_syncing;
+	off_t			 synced_to;	/* the log size the last sync
+						   started at */
+	struct event		*sync_ev;	/* the end of the turn */
 	int			 sync_armed;
-	int64_t			 last_sync_us;	/* end of the last fsync */
+	int			 write_failing;	/* the last write failed */
+	struct syncer		*syncer;
 	int			 stopping;
 	int			 ready;
 	struct event		*kill_ev;
@@ -140,7 +150,17 @@ void	on_seed_chat(const msgpack_object *);
 void	on_join(const msgpack_object *);
 void	commit_cb(evutil_socket_t, short, void *);
 void	commit_schedule(void);
-void	commit_release(void);
+void	commit_synced(int, int64_t, void *);
+void	commit_drain(void);
+
+/* syncer.c */
+struct syncer;
+typedef void	(*syncer_done_fn)(int, int64_t, void *);
+struct syncer	*syncer_new(struct event_base *, int, syncer_done_fn, void *);
+void		 syncer_free(struct syncer *);
+void		 syncer_start(struct syncer *);
+int		 syncer_busy(const struct syncer *);
+void		 syncer_wait(struct syncer *);
 int	hold_add(struct client_chat *);
 void	hold_expire_cb(evutil_socket_t, short, void *);
 void	hold_release(void);

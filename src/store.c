@@ -164,10 +164,11 @@ store_close(struct store *s)
 }
 
 /*
- * Write first, then take the message into memory, so that a failed write
- * leaves memory as it was and nothing unwritten is ever served.  Parked
- * messages that follow it take their places too (they are in the log
- * already).
+ * The record joins the journal's batch (store_write() writes it) and the
+ * message is taken into memory; nothing unwritten is ever served, as only
+ * the caller's store_release(), after the write and its sync, lets readers
+ * see it.  Parked messages that follow it take their places too (they are
+ * in the log already).
  */
 int
 store_append(struct store *s, const struct nt_msg *m)
@@ -467,6 +468,18 @@ int
 store_dirty(const struct store *s)
 {
 	return (journal_dirty(s->journal));
+}
+
+int
+store_write(struct store *s)
+{
+	return (journal_write(s->journal));
+}
+
+int
+store_log_fd(const struct store *s)
+{
+	return (journal_fd(s->journal));
 }
 
 const char *

@@ -28,13 +28,21 @@ void		 store_close(struct store *);
 /*
  * Append a stamped message: returns 1 when stored (copied; the caller keeps
  * m), 0 when (origin, seq) is already stored, -2 when it would leave a gap
- * (seq > have + 1; nothing stored), -1 on a write error (errno set).
- * The record is written at once; it is durable after store_sync().  Parked
+ * (seq > have + 1; nothing stored), -1 when its record cannot be made
+ * (errno set).  The record waits in a batch: it is in the log after
+ * store_write(), durable after a sync that began after that.  Parked
  * messages that follow it are taken in too: the origin's have may grow by
  * more than one.
  */
 int		 store_append(struct store *, const struct nt_msg *);
-/* fsync the log if anything was written since the last sync; 0 or -1. */
+/*
+ * Write the records appended since the last write, in one write(2): 0, or
+ * -1 with errno, nothing half-written and the records kept for another try.
+ */
+int		 store_write(struct store *);
+/* The log's descriptor, for a sync thread's fdatasync(2) (syncer.c). */
+int		 store_log_fd(const struct store *);
+/* Write what waits and fsync if anything is not synced; 0 or -1. */
 int		 store_sync(struct store *);
 int		 store_dirty(const struct store *);
 
@@ -91,6 +99,7 @@ uint64_t	 store_cursor_left(const struct store *, struct store_cursor *);
 
 const char	*store_path(const struct store *);
 int		 store_was_cut(const struct store *);
+/* The log's size with the records that wait for store_write(). */
 off_t		 store_log_size(const struct store *);
 
 /*

@@ -301,6 +301,7 @@ test_duplicate_and_gap(void **state)
 	assert_int_equal(add(s, "B", 2, 3, NULL), -2);
 	assert_int_equal(store_count(s), 1);
 	assert_int_equal(store_log_size(s), size1);
+	assert_int_equal(store_write(s), 0);
 	assert_int_equal(file_size(f->log), size1);
 
 	assert_int_equal(add(s, "A", 2, 2, NULL), 1);
@@ -1119,8 +1120,10 @@ test_lock(void **state)
 }
 
 /*
- * A write that fails half way (here: RLIMIT_FSIZE) leaves neither half a
- * record on disk nor the message in memory.
+ * Records wait in a batch until store_write(), which writes them in one
+ * write(2).  A write that fails half way (here: RLIMIT_FSIZE) leaves no
+ * half record on disk and keeps the batch, which a later write puts in
+ * the log whole.
  */
 static void
 test_write_error(void **state)
@@ -1136,33 +1139,42 @@ test_write_error(void **state)
 	s = open_ok(f->data);
 	assert_int_equal(add(s, "A", 1, 1, NULL), 1);
 	size1 = store_log_size(s);
+	assert_true(size1 > 0);
+	assert_int_equal(file_size(f->log), 0);
+	assert_int_equal(store_write(s), 0);
+	assert_int_equal(store_log_size(s), size1);
+	assert_int_equal(file_size(f->log), size1);
 
 	m = mk("A", 2, 2, NULL);
 	free(m->text);
 	m->text = xmalloc(501);
 	memset(m->text, 'x', 500);
 	m->text[500] = '\0';
+	assert_int_equal(store_append(s, m), 1);
+	msg_free(m);
+	assert_int_equal(add(s, "A", 3, 3, NULL), 1);
+	assert_int_equal(file_size(f->log), size1);
 	assert_int_equal(getrlimit(RLIMIT_FSIZE, &rl), 0);
 	low = rl;
 	low.rlim_cur = size1 + 20;
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &low), 0);
-	rv = store_append(s, m);
+	rv = store_write(s);
 	err = errno;
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
 
 	assert_int_equal(rv, -1);
 	assert_int_equal(err, EFBIG);
-	assert_int_equal(store_count(s), 1);
-	assert_int_equal(store_log_size(s), size1);
 	assert_int_equal(file_size(f->log), size1);
-	assert_int_equal(have_get(store_have(s), "A"), 1);
-	assert_null(store_lookup(s, "A", 2));
 
-	assert_int_equal(store_append(s, m), 1);
-	msg_free(m);
+	/* Both records, whole, in one write. */
+	assert_int_equal(store_write(s), 0);
+	assert_true(store_log_size(s) > size1 + 500);
+	assert_int_equal(file_size(f->log), store_log_size(s));
+	assert_int_equal(store_write(s), 0);
 	store_close(s);
 	s = open_ok(f->data);
-	assert_int_equal(store_count(s), 2);
+	assert_int_equal(store_count(s), 3);
+	assert_int_equal(store_was_cut(s), 0);
 	store_close(s);
 }
 
