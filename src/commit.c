@@ -577,8 +577,6 @@ commit_release(size_t n)
 	size_t			 i;
 	int64_t			 now;
 
-	if (n == 0)
-		return;
 	now = mono_us();
 	for (i = 0; i < n; i++) {
 		p = &M.pend[i];
