@@ -596,8 +596,10 @@ commit_release(size_t n)
 			replicate_live(m);
 		}
 	}
-	memmove(M.pend, M.pend + n, (M.npend - n) * sizeof(*M.pend));
-	M.npend -= n;
-	M.npend_written -= n;
+	if (n > 0) {
+		memmove(M.pend, M.pend + n, (M.npend - n) * sizeof(*M.pend));
+		M.npend -= n;
+		M.npend_written -= n;
+	}
 	M.engine->committed();
 }
