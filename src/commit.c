@@ -84,7 +84,11 @@ pending_add(const struct nt_msg *m, int ack, uint64_t conn, int fresh,
 {
 	struct pending	*p;
 
-	M.pend = xreallocarray(M.pend, M.npend + 1, sizeof(*M.pend));
+	/* It grows by doubling: a busy node adds thousands a second. */
+	if (M.npend == M.pendcap) {
+		M.pendcap = M.pendcap == 0 ? 64 : M.pendcap * 2;
+		M.pend = xreallocarray(M.pend, M.pendcap, sizeof(*M.pend));
+	}
 	p = &M.pend[M.npend++];
 	memset(p, 0, sizeof(*p));
 	memcpy(p->origin, m->origin, sizeof(p->origin));

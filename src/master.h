@@ -98,6 +98,7 @@ struct master {
 	 */
 	struct pending		*pend;
 	size_t			 npend;
+	size_t			 pendcap;
 	size_t			 npend_written;
 	size_t			 npend_syncing;
 	off_t			 synced_to;	/* the log size the last sync
