@@ -1027,8 +1027,12 @@ ws_worker_main(struct worker_args *wa)
 	www_set(W.conf->www_dir);
 	W.ch = chan_new(W.base, wa->chan_fd, "master", ws_frame, worker_chan_lost,
 	    NULL);
+	/*
+	 * Backlog 0: the master listens with the kernel's longest queue
+	 * (proc_listen); -1 would make libevent listen again with 128.
+	 */
 	W.listener = evconnlistener_new(W.base, accept_cb, NULL,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, wa->listen_fd);
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, wa->listen_fd);
 	if (W.listener == NULL) {
 		log_warnx("cannot use the listening socket");
 		exit(NT_EXIT_FATAL);
