@@ -62,12 +62,70 @@ ws_now(void)
 	return (mono_us() / 1000);
 }
 
+/*
+ * Connections by id: every frame from the master names one, and a walk of
+ * the list per frame would cost O(clients) each (a burst of 10,000 joins,
+ * O(clients^2)).  Ids are handed out in sequence, so the low bits spread
+ * them evenly; the table doubles to keep chains short.
+ */
+static struct conn **
+conn_bucket(uint64_t id)
+{
+	return (&W.hash[id & (W.nhash - 1)]);
+}
+
+static void
+conn_hash_grow(void)
+{
+	struct conn	**old = W.hash, *c, *next, **b;
+	size_t		  i, n = W.nhash;
+
+	W.nhash = n == 0 ? 1024 : n * 2;
+	W.hash = xcalloc(W.nhash, sizeof(*W.hash));
+	for (i = 0; i < n; i++) {
+		for (c = old[i]; c != NULL; c = next) {
+			next = c->hnext;
+			b = conn_bucket(c->id);
+			c->hnext = *b;
+			*b = c;
+		}
+	}
+	free(old);
+}
+
+static void
+conn_hash_add(struct conn *c)
+{
+	struct conn	**b;
+
+	if (W.nconns >= W.nhash)
+		conn_hash_grow();
+	b = conn_bucket(c->id);
+	c->hnext = *b;
+	*b = c;
+}
+
+static void
+conn_hash_del(struct conn *c)
+{
+	struct conn	**b;
+
+	for (b = conn_bucket(c->id); *b != NULL; b = &(*b)->hnext) {
+		if (*b == c) {
+			*b = c->hnext;
+			return;
+		}
+	}
+}
+
 static struct conn *
 conn_find(uint64_t id)
 {
 	struct conn	*c;
 
-	TAILQ_FOREACH(c, &W.conns, entry)
+	if (W.nhash == 0)
+		return (NULL);
+	for (c = *conn_bucket(id); c != NULL; c = c->hnext)
 		if (c->id == id)
 			return (c);
 	return (NULL);
@@ -198,6 +256,7 @@ conn_free(struct conn *c)
 	if (c->streaming)
 		history_more(c, 1);
 	TAILQ_REMOVE(&W.conns, c, entry);
+	conn_hash_del(c);
 	W.nconns--;
 	admit_forget(c);
 	W.njoined -= (c->joined || c->streaming);
@@ -552,6 +611,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		fatalx("bufferevent_socket_new");
 	c->pool = admit(sa, &c->addr, &why);
 	W.npool[c->pool]++;
+	conn_hash_add(c);
 	TAILQ_INSERT_TAIL(&W.conns, c, entry);
 	W.nconns++;
 	if (c->pool != POOL_NONE) {
