@@ -716,13 +716,15 @@ on_push(const msgpack_object *o)
 {
 	struct conn	*c, *next;
 	struct nt_msg	 m;
+	struct ws_msg	*wm;
 	char		*json, addr[64];
-	size_t		 len;
 
 	if (frame_get_msg(o, "msg", &m) == -1)
 		fatalx("bad CH_PUSH frame from the master");
+	/* Encoded and framed once; every client's output refers to it. */
 	json = wire_chat(&m, 0);
-	len = strlen(json);
+	wm = ws_msg_text(json, strlen(json));
+	free(json);
 	TAILQ_FOREACH_SAFE(c, &W.conns, entry, next) {
 		if (!c->joined || c->closing)
 			continue;
@@ -734,9 +736,9 @@ on_push(const msgpack_object *o)
 			conn_close(c, 1008, "too slow");
 			continue;
 		}
-		ws_conn_send_text(c->ws, json, len);
+		ws_conn_send_msg(c->ws, wm);
 	}
-	free(json);
+	ws_msg_unref(wm);
 	msg_clear(&m);
 }
 
@@ -803,15 +805,16 @@ static void
 on_cluster(const msgpack_object *o)
 {
 	struct conn	*c;
-	size_t		 len;
+	struct ws_msg	*wm;
 
 	free(W.cluster);
 	if ((W.cluster = frame_get_str(o, "json")) == NULL)
 		fatalx("bad CH_CLUSTER frame from the master");
-	len = strlen(W.cluster);
+	wm = ws_msg_text(W.cluster, strlen(W.cluster));
 	TAILQ_FOREACH(c, &W.conns, entry)
 		if (c->joined && c->cluster && !c->closing)
-			ws_conn_send_text(c->ws, W.cluster, len);
+			ws_conn_send_msg(c->ws, wm);
+	ws_msg_unref(wm);
 }
 
 static void
