@@ -648,6 +648,8 @@ struct ws_conn {
 	unsigned		 done:1;	/* on_close ran */
 	unsigned		 freed:1;	/* ws_conn_free() was called */
 	unsigned		 in_msg:1;	/* a message's first frame came */
+	unsigned		 own_close:1;	/* our close, framed here */
+	unsigned		 peer_closed:1;	/* ... and the peer's came */
 	unsigned		 want_read:1;	/* input waits for the loop */
 	unsigned		 want_write:1;	/* output waits for the loop */
 	unsigned		 writing:1;	/* ... for the write event */
@@ -904,14 +906,65 @@ conn_scan(struct ws_conn *c)
 }
 
 /*
- * Hand what wslay queued to the output buffer.  Once our close frame is
- * out the peer gets WS_CLOSE_WAIT seconds to answer.
+ * After our own close frame nothing the peer sends is read but its close
+ * frame: the rest is dropped as it comes, frame by frame, so that it
+ * cannot pile up while we wait.
  */
 static void
-conn_flush(struct ws_conn *c)
+conn_discard(struct ws_conn *c)
+{
+	struct evbuffer	*in = bufferevent_get_input(c->bev);
+	uint8_t		 h[14];
+	uint64_t	 plen, total;
+	size_t		 n, hl, need, i;
+
+	while ((n = evbuffer_get_length(in)) > 0 && !c->peer_closed) {
+		if (c->frame_left > 0) {
+			hl = n < c->frame_left ? n : (size_t)c->frame_left;
+			evbuffer_drain(in, hl);
+			c->frame_left -= hl;
+			continue;
+		}
+		hl = n < sizeof(h) ? n : sizeof(h);
+		if (hl < 2 || evbuffer_copyout(in, h, hl) != (ssize_t)hl)
+			break;
+		plen = h[1] & 0x7f;
+		need = 2 + (plen == 126 ? 2 : plen == 127 ? 8 : 0) +
+		    (h[1] & 0x80 ? 4 : 0);
+		if (hl < need)
+			break;
+		if ((h[0] & 0x0f) == WSLAY_CONNECTION_CLOSE) {
+			c->peer_closed = 1;
+			evbuffer_drain(in, n);
+			break;
+		}
+		if (plen >= 126) {
+			hl = plen == 126 ? 4 : 10;
+			for (plen = 0, i = 2; i < hl; i++)
+				plen = plen << 8 | h[i];
+		}
+		total = plen > UINT64_MAX - need ? UINT64_MAX : plen + need;
+		c->frame_left = total;
+	}
+}
+
+/* Our close frame is out: the peer gets WS_CLOSE_WAIT seconds to answer. */
+static void
+conn_wait_arm(struct ws_conn *c)
 {
 	struct timeval	tv = { WS_CLOSE_WAIT, 0 };
 
+	if (c->ev_wait == NULL && (c->ev_wait = evtimer_new(
+	    bufferevent_get_base(c->bev), conn_wait_cb, c)) == NULL)
+		fatalx("ws_conn: event_new failed");
+	if (!evtimer_pending(c->ev_wait, NULL))
+		evtimer_add(c->ev_wait, &tv);
+}
+
+/* Hand what wslay queued to the output buffer. */
+static void
+conn_flush(struct ws_conn *c)
+{
 	if (c->ctx == NULL)
 		return;
 	if (wslay_event_send(c->ctx) != 0) {
@@ -920,13 +973,8 @@ conn_flush(struct ws_conn *c)
 		conn_defer(c);
 		return;
 	}
-	if (!wslay_event_get_close_sent(c->ctx))
-		return;
-	if (c->ev_wait == NULL && (c->ev_wait = evtimer_new(
-	    bufferevent_get_base(c->bev), conn_wait_cb, c)) == NULL)
-		fatalx("ws_conn: event_new failed");
-	if (!evtimer_pending(c->ev_wait, NULL))
-		evtimer_add(c->ev_wait, &tv);
+	if (wslay_event_get_close_sent(c->ctx))
+		conn_wait_arm(c);
 }
 
 /* The code on_close reports: ours if we began, else what came or went. */
@@ -958,8 +1006,14 @@ conn_check(struct ws_conn *c)
 		conn_finish(c, WSLAY_CODE_ABNORMAL_CLOSURE);
 		return;
 	}
-	if (c->ctx == NULL || !wslay_event_get_close_sent(c->ctx) ||
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+		return;
+	if (c->own_close) {
+		if (c->peer_closed)
+			conn_finish(c, conn_code(c));
+		return;
+	}
+	if (c->ctx == NULL || !wslay_event_get_close_sent(c->ctx))
 		return;
 	if (wslay_event_get_close_received(c->ctx) ||
 	    !wslay_event_get_read_enabled(c->ctx))
@@ -973,6 +1027,11 @@ conn_input(struct ws_conn *c)
 
 	if (c->done || c->freed || c->paused)
 		return;
+	if (c->own_close) {
+		conn_discard(c);
+		conn_check(c);
+		return;
+	}
 	if (c->server)
 		conn_scan(c);
 	else
@@ -1215,11 +1274,12 @@ ws_conn_new(struct bufferevent *bev, int server, size_t max_msg,
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 	bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_enable(bev, EV_READ);
+	bufferevent_disable(bev, EV_WRITE);
+	/* A handshake's answer still queued goes out as our output does. */
 	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
-		c->writing = 1;
-		bufferevent_enable(bev, EV_WRITE);
-	} else
-		bufferevent_disable(bev, EV_WRITE);
+		c->want_write = 1;
+		conn_defer(c);
+	}
 	/*
 	 * Frames that came with the handshake wait for the loop, so that
 	 * on_text never runs before our caller has the connection.
@@ -1363,6 +1423,28 @@ ws_conn_send_msg(struct ws_conn *c, struct ws_msg *m)
 	return (0);
 }
 
+/* A close frame (RFC 6455 section 5.5.1): the code, then the reason. */
+static void
+conn_own_close(struct ws_conn *c, uint16_t code, const char *reason,
+    size_t len)
+{
+	uint8_t	p[2 + WS_REASON_MAX];
+
+	p[0] = (uint8_t)(code >> 8);
+	p[1] = (uint8_t)code;
+	if (len > 0)
+		memcpy(p + 2, reason, len);
+	c->closing = 1;
+	c->own_close = 1;
+	c->code = code;
+	if (conn_send_frame(c, WSLAY_CONNECTION_CLOSE, p, 2 + len) == -1) {
+		c->broken = 1;
+		conn_defer(c);
+		return;
+	}
+	conn_wait_arm(c);
+}
+
 void
 ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason)
 {
@@ -1376,7 +1458,15 @@ ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason)
 		while (len > 0 && ((unsigned char)reason[len] & 0xc0) == 0x80)
 			len--;
 	}
-	/* The close handshake is wslay's to run. */
+	/*
+	 * Between messages a server frames its close itself, and waits for
+	 * the answer without a context: many close at once when a node
+	 * stops.  Else the close handshake is wslay's to run.
+	 */
+	if (c->ctx == NULL && c->server) {
+		conn_own_close(c, code, reason, len);
+		return;
+	}
 	if (c->ctx == NULL)
 		conn_ctx_new(c);
 	/* Refused when a close is already on its way (peer's or wslay's). */
