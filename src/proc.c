@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <netdb.h>
 
 #include <errno.h>
@@ -198,8 +199,14 @@ proc_listen(const char *addr, int port, char **cause)
 	}
 	fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK,
 	    res->ai_protocol);
+	/*
+	 * TCP_NODELAY here is inherited by every accepted socket: frames are
+	 * small and must not wait for Nagle, and no client pays a
+	 * setsockopt(2) of its own.
+	 */
 	if (fd == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == -1 ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
 	    listen(fd, proc_backlog()) == -1) {
 		xasprintf(cause, "cannot listen on %s port %d: %s", addr,

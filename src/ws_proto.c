@@ -1267,9 +1267,15 @@ ws_conn_new(struct bufferevent *bev, int server, size_t max_msg,
 	c->server = server != 0;
 	c->max_msg = max_msg;
 	c->heard_ms = mono_us() / 1000;
-	if (!c->server)
+	/*
+	 * A server's socket has it already: accepted sockets inherit
+	 * TCP_NODELAY from the listener (proc_listen), a syscall saved per
+	 * client.
+	 */
+	if (!c->server) {
 		conn_ctx_new(c);
-	set_nodelay(bufferevent_getfd(bev));
+		set_nodelay(bufferevent_getfd(bev));
+	}
 	/* conn_write_cb must see the output drained: a close finishes then */
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 	bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);

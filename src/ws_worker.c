@@ -199,7 +199,7 @@ peers_from_config(void)
 
 /* Tell the master how many WebSocket clients we serve (for /status). */
 static void
-clients_report(void)
+clients_report_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct chan_frame	 f;
 
@@ -209,6 +209,14 @@ clients_report(void)
 	frame_begin(&f, CH_CLIENTS, 1);
 	frame_u64(&f, "n", (uint64_t)W.nclients);
 	chan_send(W.ch, &f);
+}
+
+/* Once a loop turn at most: a burst of connects is one frame, not many. */
+static void
+clients_report(void)
+{
+	if (W.nclients != W.clients_sent && W.report_ev != NULL)
+		event_active(W.report_ev, EV_TIMEOUT, 1);
 }
 
 static void
@@ -1131,7 +1139,9 @@ ws_worker_main(struct worker_args *wa)
 	}
 	admit_listener();
 	if ((W.sweep_ev = event_new(W.base, -1, EV_PERSIST, sweep_cb,
-	    NULL)) == NULL || event_add(W.sweep_ev, &tv) == -1)
+	    NULL)) == NULL || event_add(W.sweep_ev, &tv) == -1 ||
+	    (W.report_ev = event_new(W.base, -1, 0, clients_report_cb,
+	    NULL)) == NULL)
 		fatalx("event_new");
 	log_info("Starting WebSocket server on port %d...",
 	    W.conf->self->port);

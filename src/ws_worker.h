@@ -85,6 +85,7 @@ struct ws_worker {
 	struct chan		*ch;
 	struct evconnlistener	*listener;
 	struct event		*sweep_ev;
+	struct event		*report_ev;	/* clients count to the master */
 	struct event		*resume_ev;	/* the listener, after EMFILE */
 	TAILQ_HEAD(, conn)	 conns;
 	size_t			 nconns;
