@@ -807,6 +807,8 @@ on_joined(const msgpack_object *o)
 	conn_set_join(c, 1, 0);
 	c->want_more = 0;
 	conn_send(c, wire_joined(W.conf->node_id, count, recovered));
+	if (c->cluster && W.cluster != NULL)
+		conn_send(c, xstrdup(W.cluster));
 	if (c->ws != NULL)
 		c->allowance = ws_conn_pending(c->ws);
 }

@@ -18,13 +18,20 @@ HA=${NT_ADDR[A]}
 N=1200
 SIZE=4000
 
+# Every log is empty, so each node numbers no chat before it heard every
+# peer (guarantees.md): the real B runs until then, and hangs after.
+nt_start A
+nt_start B
+nt_start C
+wait_peers
+nt_stop B
+mark=$(nt_log_mark A)
 nt_bg "$T/sink.out" timeout 120 "$NT_PYTHON" "$NT_TOOLS/rawclient.py" \
     sink "${NT_ADDR[B]}" "$P" --hold 110 --stop-file "$T/sink.stop"
 sink=$NT_BG_PID
 check "the hung B listens" wait_until 10 grep -q listening "$T/sink.out"
-nt_start A
-nt_start C
-check "A dialled the hung B" wait_until 15 _nt_log_has A "[A] Sent hello to B"
+check "A dialled the hung B" wait_until 15 _nt_log_has A "[A] Sent hello to B" \
+    "$mark"
 
 nt_bg "$T/slow.out" timeout 120 "$NT_PYTHON" "$NT_TOOLS/rawclient.py" \
     slowjoin "$HA" "$P" --stop-file "$T/slow.go" --hold 100

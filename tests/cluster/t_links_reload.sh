@@ -11,8 +11,13 @@
 . "$(dirname "$0")/lib.sh"
 nt_need_websockets
 nt_init links_reload
+# Every log is empty, so each node numbers no chat before it heard every
+# peer (guarantees.md): C runs until then; this script plays C after.
 nt_start A
 nt_start B
+nt_start C
+wait_peers
+nt_stop C
 HB=${NT_ADDR[B]}
 
 forged='{"type":"chat","replicated":true,"origin":"C","seq":1,"lamport":1,"ts":1,"from":"mallory","text":"after the reload"}'

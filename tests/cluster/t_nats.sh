@@ -25,10 +25,15 @@ nt_need_websockets
 . "$(dirname "$0")/natslib.sh"
 nats_need
 
-# A mesh node's log is no copy of the stream: a gateway refuses it.
+# A mesh node's log is no copy of the stream: a gateway refuses it.  (A
+# one-node mesh: a node with an empty log and peers waits for them.)
+NT_NODES=(A)
+nt_write_conf
 nt_start A
-nt_send A alice "a mesh message" >/dev/null
+check_eq "a one-node mesh takes a chat" "sent A-1" \
+    "$(nt_send A alice "a mesh message")"
 nt_stop A
+NT_NODES=(A B C)
 nats_init --set 'timeout_ms = 2000;'
 timeout 10 "$NT_DAEMON" -c "$T/nodetalk.conf" -n A >"$T/refused.out" 2>&1
 check_eq "a gateway on a mesh node's data_dir exits 1" 1 "$?"

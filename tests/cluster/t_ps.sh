@@ -9,6 +9,9 @@
 [ -n "$BASH_VERSION" ] || exec /bin/bash "$0" "$@"  # $(SHELL) may be dash
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
+# One node: a node with an empty log and peers would wait for them before
+# it takes a chat (guarantees.md).
+NT_NODES=(A)
 nt_init ps
 
 args() { ps -o args= -p "$1" | sed 's/ *$//'; }
