@@ -410,6 +410,14 @@ batch_add(struct chan_batch *b, const struct nt_msg *m)
 	b->n++;
 }
 
+/* A message already in msg_pack() form: a log record's payload. */
+void
+batch_add_raw(struct chan_batch *b, const char *packed, size_t len)
+{
+	msgpack_sbuffer_write(&b->sb, packed, len);
+	b->n++;
+}
+
 void
 batch_clear(struct chan_batch *b)
 {

@@ -37,8 +37,8 @@ enum chan_type {
 	CH_ACK = 201,		/* m->ws: conn, msg (the stored one) */
 	CH_JOIN = 202,		/* ws->m: conn, since{} */
 	CH_HISTORY = 203,	/* m->ws: conn, msgs[]: a chunk of history */
-	CH_JOINED = 204,	/* m->ws: conn, count, recovered: the last
-				   chunk went out; the conn gets pushes */
+	CH_JOINED = 204,	/* m->ws: conn, count, recovered, older: the
+				   last chunk went out; the conn gets pushes */
 	CH_PUSH = 205,		/* m->ws: msg, newly stored, for joined clients */
 	CH_PEER_HELLO = 206,	/* ws->m: conn, peer */
 	CH_PEER_CHAT = 207,	/* ws->m: conn, peer, msg */
@@ -50,6 +50,10 @@ enum chan_type {
 	CH_CLIENTS = 212,	/* ws->m: n (joined clients, for status) */
 	CH_HISTORY_MORE = 213,	/* ws->m: conn, stop: the conn drained its
 				   output: the next chunk (stop: it is gone) */
+	CH_PAGE = 214,		/* ws->m: conn, limit, origin?, seq?: a page
+				   of history before that message */
+	CH_PAGE_END = 215,	/* m->ws: conn, count, older: its last chunk
+				   went out */
 
 	/* 3xx: peer worker <-> master */
 	CH_REPLICATE = 300,	/* m->peer: peer ("" = every peer but those
@@ -124,6 +128,7 @@ void		 frame_batch(struct chan_frame *, const char *key,
 
 void		 batch_init(struct chan_batch *);
 void		 batch_add(struct chan_batch *, const struct nt_msg *);
+void		 batch_add_raw(struct chan_batch *, const char *, size_t);
 void		 batch_clear(struct chan_batch *);
 
 /* Decoding helpers: NULL / -1 when the key is missing or of another type. */

@@ -527,7 +527,12 @@ send_join(struct client *c)
 		if (valid_node_id(c->seen.v[i].origin))
 			have_set(&since, c->seen.v[i].origin,
 			    c->seen.v[i].seq);
-	rv = send_frame(c, wire_join(c->sender, since.n > 0 ? &since : NULL));
+	/*
+	 * A join without since gets the node's newest join_history messages;
+	 * --history wants them all: since {} (nothing seen) says so.
+	 */
+	rv = send_frame(c, wire_join(c->sender, since.n > 0 ||
+	    c->mode == MODE_HISTORY ? &since : NULL));
 	have_clear(&since);
 	return (rv);
 }

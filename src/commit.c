@@ -57,17 +57,25 @@ send_fail(uint64_t conn, const char *code, const char *message)
 	chan_send(M.ws.ch, &f);
 }
 
+/*
+ * A message that waits for the sync that covers its record before anyone
+ * hears of it; a copy, since the store keeps no texts in memory.  A
+ * retry's message is durable already, but waits its turn: acks on a
+ * connection keep their order.
+ */
 void
 pending_add(const struct nt_msg *m, int ack, uint64_t conn, int fresh,
     int replicate)
 {
 	struct pending	*p;
 
-	M.pend = xreallocarray(M.pend, M.npend + 1, sizeof(*M.pend));
+	if (M.npend == M.pendcap) {
+		M.pendcap = M.pendcap == 0 ? 64 : M.pendcap * 2;
+		M.pend = xreallocarray(M.pend, M.pendcap, sizeof(*M.pend));
+	}
 	p = &M.pend[M.npend++];
 	memset(p, 0, sizeof(*p));
-	memcpy(p->origin, m->origin, sizeof(p->origin));
-	p->seq = m->seq;
+	p->m = msg_dup(m);
 	p->conn = conn;
 	p->ack = ack;
 	p->fresh = fresh;
@@ -318,19 +326,42 @@ join_recovered(const struct nt_have *since)
 	return (1);
 }
 
-/* A join: its history goes out as a stream (stream.c). */
+/*
+ * A join: its history goes out as a stream (stream.c): what the client
+ * lacks after since, or without since the newest join_history messages.
+ */
 void
 on_join(const msgpack_object *o)
 {
 	struct nt_have	 since;
 	uint64_t	 conn;
+	int		 has_since;
 
 	if (frame_get_u64(o, "conn", &conn) == -1)
 		return;
-	if (frame_get_have(o, "since", &since) == -1)
+	has_since = frame_get_have(o, "since", &since) == 0;
+	if (!has_since)
 		memset(&since, 0, sizeof(since));
-	stream_join(conn, &since, join_recovered(&since));
+	stream_join(conn, has_since ? &since : NULL, join_recovered(&since),
+	    (uint64_t)M.conf->join_history);
 	have_clear(&since);
+}
+
+/* A page of older history: limit messages before a message. */
+void
+on_page(const msgpack_object *o)
+{
+	char		*origin;
+	uint64_t	 conn, seq = 0, lamport = 0, limit;
+
+	if (frame_get_u64(o, "conn", &conn) == -1 ||
+	    frame_get_u64(o, "limit", &limit) == -1)
+		return;
+	origin = frame_get_str(o, "origin");
+	frame_get_u64(o, "seq", &seq);
+	frame_get_u64(o, "lamport", &lamport);
+	stream_page(conn, origin, seq, lamport, limit);
+	free(origin);
 }
 
 void
@@ -350,8 +381,8 @@ commit_schedule(void)
 		return;
 	M.sync_armed = 1;
 	/*
-	 * The commit runs once the frames at hand are handled, so one sync
-	 * covers all of them.  "batch" also spaces syncs at least
+	 * The commit runs once the frames at hand are handled, so one write
+	 * and one sync cover all of them.  "batch" also spaces syncs at least
 	 * fsync_interval_ms apart: a sync right away when the last one is
 	 * that old, else when it will be.  A quiet node acks at once; a busy
 	 * one makes at most one sync per interval.
@@ -367,47 +398,47 @@ commit_schedule(void)
 	evtimer_add(M.sync_ev, &tv);
 }
 
+/*
+ * The turn's records go to the log in one write(2) and, unless fsync is
+ * "none", one sync; then everything pending is heard of.  After a failed
+ * fsync the kernel may have dropped the dirty pages, so a retry could
+ * "succeed" over lost data: nothing unacknowledged may be acknowledged
+ * now, and the safe answer is to stop.
+ */
 void
 commit_release(void)
 {
-	const struct nt_msg	*m;
-	struct pending		*p;
-	size_t			 i, n;
-	int64_t			 t, now;
+	struct pending	*p;
+	size_t		 i;
+	int64_t		 t, now;
 
-	/*
-	 * After a failed fsync the kernel may have dropped the dirty pages,
-	 * so a retry could "succeed" over lost data: nothing unacknowledged
-	 * may be acknowledged now, and the safe answer is to stop.
-	 */
-	if (M.conf->fsync != FSYNC_NONE && store_dirty(M.store)) {
+	if (M.conf->fsync == FSYNC_NONE) {
+		if (store_write(M.store) == -1)
+			fatal("%s: write", store_path(M.store));
+	} else if (store_dirty(M.store)) {
 		t = mono_us();
 		if (store_sync(M.store) == -1)
-			fatal("%s: fsync", store_path(M.store));
+			fatal("%s: write or fsync", store_path(M.store));
 		M.stats.syncs++;
 		M.last_sync_us = mono_us();
 		hist_add(&M.stats.fsync_lat, (M.last_sync_us - t) / 1e6);
 	}
 	now = mono_us();
-	n = M.npend;
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < M.npend; i++) {
 		p = &M.pend[i];
-		if ((m = store_lookup(M.store, p->origin, p->seq)) == NULL)
-			continue;
 		/* Readers (history, catch-up) may see it from now on. */
-		store_release(M.store, p->origin, p->seq);
+		store_release(M.store, p->m->origin, p->m->seq);
 		if (p->ack)
-			send_msg_frame(&M.ws, CH_ACK, 1, p->conn, NULL, m);
+			send_msg_frame(&M.ws, CH_ACK, 1, p->conn, NULL, p->m);
 		if (p->fresh) {
 			hist_add(&M.stats.commit_lat, (now - p->t_us) / 1e6);
-			send_msg_frame(&M.ws, CH_PUSH, 0, 0, NULL, m);
+			send_msg_frame(&M.ws, CH_PUSH, 0, 0, NULL, p->m);
 		}
 		if (p->replicate) {
 			M.stats.replicated_out++;
-			replicate_live(m);
+			replicate_live(p->m);
 		}
+		msg_free(p->m);
 	}
-	free(M.pend);
-	M.pend = NULL;
 	M.npend = 0;
 }

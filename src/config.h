@@ -38,6 +38,7 @@ struct nt_config {
 	int		 max_message_bytes;	/* cap on a chat text */
 	int		 max_frame_bytes;	/* cap on a WebSocket message */
 	int		 worker_backlog_bytes;	/* master's output to a worker */
+	int		 join_history;	/* a join without since: newest N */
 	char		*www_dir;	/* "" = PKGDATADIR "/www" */
 	char		*log_file;	/* "" = stderr, "syslog", or a path */
 	char		*user;		/* "" = do not drop privileges */

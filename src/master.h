@@ -35,8 +35,7 @@ struct worker {
 
 /* A stored message waiting for its sync before anyone hears of it. */
 struct pending {
-	char		 origin[NT_ORIGIN_MAX + 1];
-	uint64_t	 seq;
+	struct nt_msg	*m;		/* owned copy */
 	uint64_t	 conn;		/* the ws connection to ack */
 	int		 ack;
 	int		 fresh;		/* newly stored: push it */
@@ -76,9 +75,10 @@ struct master {
 	int			 listen_fd;
 	struct worker		 ws;
 	struct worker		 peer;
-	struct pending		*pend;
+	struct pending		*pend;		/* in append order */
 	size_t			 npend;
-	struct event		*sync_ev;
+	size_t			 pendcap;
+	struct event		*sync_ev;	/* the end of a turn */
 	int			 sync_armed;
 	int64_t			 last_sync_us;	/* end of the last fsync */
 	int			 stopping;
@@ -114,6 +114,7 @@ int	store_message(const struct nt_msg *);
 void	on_client_chat(const msgpack_object *);
 void	on_seed_chat(const msgpack_object *);
 void	on_join(const msgpack_object *);
+void	on_page(const msgpack_object *);
 void	commit_cb(evutil_socket_t, short, void *);
 void	commit_schedule(void);
 void	commit_release(void);
@@ -137,7 +138,8 @@ void	replicate_live(const struct nt_msg *);
 
 /* stream.c */
 void	stream_drain(struct chan *, void *);
-void	stream_join(uint64_t, const struct nt_have *, int);
+void	stream_join(uint64_t, const struct nt_have *, int, uint64_t);
+void	stream_page(uint64_t, const char *, uint64_t, uint64_t, uint64_t);
 void	stream_more(uint64_t, int);
 uint64_t stream_catchup(const char *, uint64_t, const struct nt_have *);
 int	stream_catchup_active(const char *);

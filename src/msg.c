@@ -50,6 +50,26 @@ msg_free(struct nt_msg *m)
 	free(m);
 }
 
+/*
+ * A hash of (origin, client id) that is never 0 (0: no client id): FNV-1a
+ * over origin, a NUL, then the id, so "A"+"Bc" is not "AB"+"c".
+ */
+uint64_t
+msg_cid_hash(const char *origin, const char *cid)
+{
+	uint64_t	 h = 14695981039346656037ULL;
+	const char	*p;
+
+	if (cid == NULL || *cid == '\0')
+		return (0);
+	for (p = origin; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	h *= 1099511628211ULL;		/* the NUL: h ^ 0 == h */
+	for (p = cid; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return (h != 0 ? h : 1);
+}
+
 /* "A-17": the id clients see in ack and chat frames. */
 void
 msg_idstr(const struct nt_msg *m, char *buf, size_t len)

@@ -211,6 +211,39 @@ parse_peer_id(const cJSON *o, const char *key, int required, char **out,
 	return (0);
 }
 
+/*
+ * {"type":"history","before":{"origin":"A","seq":17,"lamport":42},
+ * "limit":100}; lamport is optional.
+ */
+static int
+parse_history(const cJSON *o, struct wire_in *w, struct wire_err *e)
+{
+	const cJSON	*b = cJSON_GetObjectItemCaseSensitive(o, "before");
+	char		*origin = NULL;
+	int		 has_seq;
+
+	if (get_uint(o, "limit", 0, &w->limit, NULL, e) == -1)
+		return (-1);
+	if (b == NULL || cJSON_IsNull(b))
+		return (0);
+	if (!cJSON_IsObject(b))
+		return (fail(e, "bad_field", "'%s' must be an object",
+		    "before"));
+	if (get_str(b, "origin", 1, NT_ORIGIN_MAX, &origin, e) == -1 ||
+	    get_uint(b, "seq", 1, &w->msg.seq, &has_seq, e) == -1 ||
+	    get_uint(b, "lamport", 0, &w->msg.lamport, NULL, e) == -1) {
+		free(origin);
+		return (-1);
+	}
+	snprintf(w->msg.origin, sizeof(w->msg.origin), "%s", origin);
+	free(origin);
+	if (w->msg.origin[0] == '\0' || w->msg.seq == 0)
+		return (fail(e, "bad_field", "'%s' must name a message",
+		    "before"));
+	w->has_before = 1;
+	return (0);
+}
+
 static int
 parse_body(const cJSON *o, const char *type, size_t max_text,
     struct wire_in *w, struct wire_err *e)
@@ -254,9 +287,20 @@ parse_body(const cJSON *o, const char *type, size_t max_text,
 	if (strcmp(type, "joined") == 0) {
 		w->type = WIRE_JOINED;
 		if (get_str(o, "node", 0, 0, &w->node, e) == -1 ||
-		    get_uint(o, "count", 0, &w->count, NULL, e) == -1)
+		    get_uint(o, "count", 0, &w->count, NULL, e) == -1 ||
+		    get_bool(o, "older", &w->older, e) == -1)
 			return (-1);
 		return (get_bool(o, "recovered", &w->recovered, e));
+	}
+	if (strcmp(type, "history") == 0) {
+		w->type = WIRE_HISTORY;
+		return (parse_history(o, w, e));
+	}
+	if (strcmp(type, "history_end") == 0) {
+		w->type = WIRE_HISTORY_END;
+		if (get_uint(o, "count", 0, &w->count, NULL, e) == -1)
+			return (-1);
+		return (get_bool(o, "older", &w->older, e));
 	}
 	return (fail(e, "bad_type", "unknown type '%s'", type));
 }
@@ -445,12 +489,45 @@ wire_join(const char *from, const struct nt_have *since)
 }
 
 char *
-wire_joined(const char *node, uint64_t count, int recovered)
+wire_joined(const char *node, uint64_t count, int recovered, int older)
 {
 	cJSON	*o = new_frame("joined");
 
 	cJSON_AddStringToObject(o, "node", node);
 	cJSON_AddNumberToObject(o, "count", (double)count);
 	cJSON_AddBoolToObject(o, "recovered", recovered);
+	cJSON_AddBoolToObject(o, "older", older);
+	return (print_free(o));
+}
+
+/*
+ * A page request: limit messages before m (NULL: the newest); m's lamport
+ * places it where the node does not hold it.
+ */
+char *
+wire_history(const struct nt_msg *m, uint64_t limit)
+{
+	cJSON	*o = new_frame("history"), *b;
+
+	if (m != NULL) {
+		b = cJSON_AddObjectToObject(o, "before");
+		cJSON_AddStringToObject(b, "origin", m->origin);
+		cJSON_AddNumberToObject(b, "seq", (double)m->seq);
+		if (m->lamport > 0)
+			cJSON_AddNumberToObject(b, "lamport",
+			    (double)m->lamport);
+	}
+	if (limit > 0)
+		cJSON_AddNumberToObject(o, "limit", (double)limit);
+	return (print_free(o));
+}
+
+char *
+wire_history_end(uint64_t count, int older)
+{
+	cJSON	*o = new_frame("history_end");
+
+	cJSON_AddNumberToObject(o, "count", (double)count);
+	cJSON_AddBoolToObject(o, "older", older);
 	return (print_free(o));
 }
