@@ -31,8 +31,11 @@ bc_conf() {
 	{
 		echo "# written by bench/cluster.sh"
 		echo "port = $port;"
-		# 10,000 clients of the connections benchmark, and some room
+		# 10,000 clients of the connections benchmark, and some room;
+		# they come from four loopback addresses, far more than the
+		# per-address default lets in
 		echo "max_clients = 20000;"
+		echo "max_clients_per_address = 20000;"
 		echo "nodes = ("
 		for id in A B C; do
 			printf '  { id = "%s"; host = "%s"; listen = "%s"; data_dir = "%s/%s"; }%s\n' \

@@ -133,7 +133,7 @@ def label(summary, cmd, what):
                           for k, x in v.items()})
 
 
-def markdown(summary, base, machine, failed, name, bname):
+def markdown(summary, base, machine, failed, name, bname, m):
     lines = ["Results of `%s` (medians of the runs that succeeded)." % name,
              "", "Machine: " + machine, ""]
     head = "| what | median | min .. max | runs |"
@@ -166,6 +166,10 @@ def markdown(summary, base, machine, failed, name, bname):
                   "median %s, %s .. %s (%d cores)." % (
                       fmt(statistics.median(loads)), fmt(min(loads)),
                       fmt(max(loads)), summary.get("_nproc") or 0)]
+    elif m.get("loadavg_before"):
+        lines += ["", "Load average (1, 5, 15 minutes) before the runs: %s; "
+                  "after: %s." % (m["loadavg_before"],
+                                  m.get("loadavg_after", "?"))]
     if failed:
         lines += ["", "Failed runs (not counted): " + ", ".join(failed)]
     return "\n".join(lines) + "\n"
@@ -320,7 +324,7 @@ def main():
               open(os.path.join(a.dir, "summary.json"), "w"), indent=1,
               sort_keys=True)
     with open(os.path.join(a.dir, "summary.md"), "w") as f:
-        f.write(markdown(summary, base, machine, failed, name, bname))
+        f.write(markdown(summary, base, machine, failed, name, bname, m))
     sets = [base, summary] if base is not None else [summary]
     names = [bname, name] if base is not None else [name]
     loads = summary.get("_loadavg")

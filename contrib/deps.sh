@@ -13,9 +13,9 @@ USAGE
 
 build_pkgs=(build-essential autoconf automake pkg-config
 	libevent-dev libconfig-dev libmsgpack-dev libcjson-dev libwslay-dev
-	libssl-dev zlib1g-dev)
+	libssl-dev zlib1g-dev libsystemd-dev libnats-dev)
 test_pkgs=(libcmocka-dev python3 python3-websockets mandoc chromium
-	procps iproute2 rsync openssh-client curl)
+	procps iproute2 rsync openssh-client curl nftables systemd nats-server)
 
 pkgs=("${build_pkgs[@]}")
 case "${1:-}" in

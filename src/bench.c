@@ -55,7 +55,7 @@ static const struct bench_cmd {
 	{ "latency", bench_latency,
 	    O_RATE | O_DUR | O_WARMUP | O_SIZE | O_CONNS | O_NOIDS, 30 },
 	{ "connections", bench_connections,
-	    O_COUNT | O_REPEAT | O_RETRY | O_RESTART | O_KILLWS, 120 },
+	    O_COUNT | O_REPEAT | O_RETRY | O_RESTART | O_KILLWS, 300 },
 	{ "history", bench_history,
 	    O_COUNT | O_CONNS | O_WINDOW | O_SIZE | O_EXISTING | O_REPEAT |
 	    O_RESTART | O_NOIDS, 600 }

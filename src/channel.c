@@ -1,12 +1,16 @@
 /*
  * channel.c: the master <-> worker link.  Frames are msgpack maps streamed
- * over a socketpair and read back with msgpack-c's streaming unpacker; the
- * first frame each way carries CHAN_VERSION, and a frame over
- * CHAN_MAX_FRAME ends the link rather than growing a buffer without bound.
+ * over a socketpair; the first frame each way carries CHAN_VERSION, and a
+ * frame over CHAN_MAX_FRAME ends the link rather than growing a buffer
+ * without bound.  A frame is handed to msgpack-c only once all its bytes
+ * are here (chan_frame_len), because msgpack-c allocates what a map or
+ * array header claims before reading the entries: five bytes claiming 50
+ * million entries would make it allocate gigabytes.
  */
 #include <sys/types.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +26,7 @@
 
 struct chan {
 	struct bufferevent	*bev;
-	msgpack_unpacker	 unp;
+	msgpack_unpacked	 up;		/* reused from frame to frame */
 	char			*name;
 	chan_frame_cb		 frame_cb;
 	chan_lost_cb		 lost_cb;
@@ -42,6 +46,8 @@ static void	chan_event(struct bufferevent *, short, void *);
 static void	chan_lose(struct chan *, const char *);
 static void	chan_destroy(struct chan *);
 static int	chan_feed(struct chan *);
+static size_t	item_head(const unsigned char *, size_t, uint64_t *,
+		    uint64_t *);
 static int	chan_dispatch(struct chan *, const msgpack_object *);
 static void	chan_send_hello(struct chan *);
 static void	chan_write(struct bufferevent *, void *);
@@ -58,8 +64,7 @@ chan_new(struct event_base *base, int fd, const char *name,
 	ch->frame_cb = frame_cb;
 	ch->lost_cb = lost_cb;
 	ch->arg = arg;
-	if (!msgpack_unpacker_init(&ch->unp, 64 * 1024))
-		fatalx("msgpack_unpacker_init");
+	msgpack_unpacked_init(&ch->up);
 	ch->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (ch->bev == NULL)
 		fatalx("bufferevent_socket_new");
@@ -90,7 +95,7 @@ chan_destroy(struct chan *ch)
 {
 	event_free(ch->ev_stall);
 	bufferevent_free(ch->bev);
-	msgpack_unpacker_destroy(&ch->unp);
+	msgpack_unpacked_destroy(&ch->up);
 	free(ch->name);
 	free(ch);
 }
@@ -196,59 +201,139 @@ chan_read(struct bufferevent *bev, void *arg)
 		chan_destroy(ch);
 }
 
-/* Move input into the unpacker and hand out every complete frame. */
+/* Hand out every complete frame of the input; -1 ends the link. */
 static int
 chan_feed(struct chan *ch)
 {
 	struct evbuffer		*in = bufferevent_get_input(ch->bev);
-	msgpack_unpacked	 up;
-	msgpack_unpack_return	 ret;
-	size_t			 len;
-	int			 rv = 0;
+	const unsigned char	*p;
+	size_t			 len, off;
+	ssize_t			 n;
 
-	msgpack_unpacked_init(&up);
 	while ((len = evbuffer_get_length(in)) > 0 && !ch->freed && !ch->lost) {
-		if (len > 64 * 1024)
-			len = 64 * 1024;
-		if (!msgpack_unpacker_reserve_buffer(&ch->unp, len))
-			fatalx("msgpack_unpacker_reserve_buffer");
-		evbuffer_remove(in, msgpack_unpacker_buffer(&ch->unp), len);
-		msgpack_unpacker_buffer_consumed(&ch->unp, len);
-		while (!ch->freed && !ch->lost &&
-		    (ret = msgpack_unpacker_next(&ch->unp, &up)) ==
-		    MSGPACK_UNPACK_SUCCESS) {
-			if (chan_dispatch(ch, &up.data) == -1) {
-				rv = -1;
-				goto out;
-			}
+		if (len > CHAN_MAX_FRAME)
+			len = CHAN_MAX_FRAME;
+		if ((p = evbuffer_pullup(in, len)) == NULL)
+			fatalx("evbuffer_pullup");
+		if ((n = chan_frame_len(p, len)) == 0 && len < CHAN_MAX_FRAME)
+			return (0);	/* the rest is still on its way */
+		if (n <= 0) {
+			log_warnx("%s: incoming frame %s", ch->name, n == 0 ?
+			    "over the size cap" : "is not msgpack");
+			return (-1);
 		}
-		if (ret == MSGPACK_UNPACK_PARSE_ERROR ||
-		    ret == MSGPACK_UNPACK_NOMEM_ERROR) {
-			rv = -1;
-			goto out;
-		}
-		if (msgpack_unpacker_message_size(&ch->unp) > CHAN_MAX_FRAME) {
-			log_warnx("%s: incoming frame over %d bytes", ch->name,
-			    CHAN_MAX_FRAME);
-			rv = -1;
-			goto out;
-		}
+		off = 0;
+		if (msgpack_unpack_next(&ch->up, (const char *)p, (size_t)n,
+		    &off) != MSGPACK_UNPACK_SUCCESS || off != (size_t)n ||
+		    chan_dispatch(ch, &ch->up.data) == -1)
+			return (-1);
+		evbuffer_drain(in, (size_t)n);
 	}
-out:
-	msgpack_unpacked_destroy(&up);
-	return (rv);
+	return (0);
+}
+
+/*
+ * The size in bytes of a msgpack item's header, and what follows it: the
+ * bytes of its payload (strings, binaries, extensions) or the number of
+ * items it holds (arrays, maps).  0 when the header is cut short,
+ * SIZE_MAX for the one byte msgpack never uses.
+ */
+static size_t
+item_head(const unsigned char *p, size_t len, uint64_t *payload,
+    uint64_t *items)
+{
+	static const unsigned char fixed[32] = {	/* 0xc0 .. 0xdf */
+		1, 0, 1, 1, 2, 3, 5, 3, 4, 6, 5, 9, 2, 3, 5, 9,
+		2, 3, 5, 9, 3, 4, 6, 10, 18, 2, 3, 5, 3, 5, 3, 5
+	};
+	unsigned char	 c = p[0];
+	size_t		 h, w, i;
+	uint64_t	 n = 0;
+
+	*payload = *items = 0;
+	if (c <= 0x7f || c >= 0xe0)
+		return (1);			/* fixints */
+	if (c <= 0x8f) {
+		*items = 2 * (uint64_t)(c & 0x0f);	/* fixmap */
+		return (1);
+	}
+	if (c <= 0x9f) {
+		*items = c & 0x0f;		/* fixarray */
+		return (1);
+	}
+	if (c <= 0xbf) {
+		*payload = c & 0x1f;		/* fixstr */
+		return (1);
+	}
+	if ((h = fixed[c - 0xc0]) == 0)
+		return (SIZE_MAX);
+	if (h > len)
+		return (0);
+	/* The types whose header ends in a length or a count. */
+	switch (c) {
+	case 0xc4: case 0xc7: case 0xd9:
+		w = 1;
+		break;
+	case 0xc5: case 0xc8: case 0xda: case 0xdc: case 0xde:
+		w = 2;
+		break;
+	case 0xc6: case 0xc9: case 0xdb: case 0xdd: case 0xdf:
+		w = 4;
+		break;
+	default:
+		return (h);			/* a scalar of fixed size */
+	}
+	for (i = 1; i <= w; i++)
+		n = n << 8 | p[i];
+	if (c == 0xdc || c == 0xdd)
+		*items = n;
+	else if (c == 0xde || c == 0xdf)
+		*items = 2 * n;
+	else
+		*payload = n;
+	return (h);
+}
+
+/*
+ * The length of the msgpack object at the front of buf: 0 when more bytes
+ * are needed, -1 when the bytes are not msgpack.  Walked item by item
+ * without allocating: a container's claim only adds to the count of items
+ * still to come, and each item takes at least a byte, so the walk never
+ * goes past the bytes that are here.
+ */
+ssize_t
+chan_frame_len(const void *buf, size_t len)
+{
+	const unsigned char	*p = buf;
+	uint64_t		 left = 1, payload, items;
+	size_t			 off = 0, h;
+
+	while (left > 0) {
+		if (off >= len)
+			return (0);
+		if ((h = item_head(p + off, len - off, &payload,
+		    &items)) == SIZE_MAX)
+			return (-1);
+		if (h == 0 || payload > len - off - h)
+			return (0);
+		off += h + payload;
+		left += items - 1;
+	}
+	return ((ssize_t)off);
 }
 
 static int
 chan_dispatch(struct chan *ch, const msgpack_object *o)
 {
-	uint64_t	 type, v;
+	uint64_t	 type = 0, v;
+	char		*cause = NULL;
 
-	if (o->type != MSGPACK_OBJECT_MAP ||
-	    frame_get_u64(o, "t", &type) == -1) {
-		log_warnx("%s: frame is not a typed map", ch->name);
+	if (chan_frame_check(o, &cause) == -1) {
+		log_warnx("%s: %s", ch->name, cause);
+		free(cause);
 		return (-1);
 	}
+	frame_get_u64(o, "t", &type);
 	if (!ch->got_hello) {
 		if (type != CH_HELLO || frame_get_u64(o, "v", &v) == -1) {
 			log_warnx("%s: first frame is not a hello", ch->name);
@@ -290,6 +375,200 @@ chan_lose(struct chan *ch, const char *why)
 	ch->busy = busy;
 	if (!busy && ch->freed)
 		chan_destroy(ch);
+}
+
+/*
+ * What every frame type carries, checked before a frame reaches its
+ * handler: a key twice (the reader would see only the first), a required
+ * key missing or of the wrong type ends the link like any bad frame.
+ * Fields are "key:T", T one of u (unsigned), i (integer), s (string),
+ * b (bool), m (message map), h (have map), v (array of strings); a
+ * trailing '?' marks a key that may be absent.  Keys not listed are
+ * allowed, so a field can be added before its reader knows it.
+ */
+static const struct chan_schema {
+	int		 type;
+	const char	*name;
+	const char	*fields[CHAN_MAX_FIELDS + 1];
+} chan_schemas[] = {
+	{ CH_HELLO, "hello", { "v:u", "pid:i?" } },
+	{ CH_QUIT, "quit", { NULL } },
+	{ CH_LOGLEVEL, "loglevel", { "level:u" } },
+	{ CH_PEERS, "peers", { "ids:v", "seeds:v", "hosts:v" } },
+	{ CH_SETTINGS, "settings", { "max_clients:u", "max_message_bytes:u",
+	    "max_frame_bytes:u", "max_clients_per_address:u",
+	    "max_client_backlog_bytes:u", "max_peer_backlog_bytes:u",
+	    "http_timeout_ms:u", "join_timeout_ms:u", "ping_interval_ms:u",
+	    "peer_ping_interval_ms:u", "ping_timeout_ms:u", "www_dir:s",
+	    "secret:s" } },
+	{ CH_REOPEN, "reopen", { "target:s" } },
+	{ CH_CHAT, "chat", { "conn:u", "t_us:i", "after:u", "from:s", "text:s",
+	    "cid:s?" } },
+	{ CH_ACK, "ack", { "conn:u", "msg:m" } },
+	{ CH_JOIN, "join", { "conn:u", "since:h?" } },
+	{ CH_HISTORY, "history", { "conn:u", "msgs:v" } },
+	{ CH_JOINED, "joined", { "conn:u", "count:u", "recovered:b",
+	    "older:b" } },
+	{ CH_PUSH, "push", { "msg:m" } },
+	{ CH_PEER_HELLO, "peer_hello", { "conn:u", "peer:s" } },
+	{ CH_PEER_CHAT, "peer_chat", { "conn:u", "peer:s", "msg:m" } },
+	{ CH_SEED_CHAT, "seed_chat", { "from:s", "text:s" } },
+	{ CH_SYNC, "sync", { "conn:u", "have:h" } },
+	{ CH_STATUS, "status", { "req:u", "what:s?", "errors:h?",
+	    "body:s?" } },
+	{ CH_CHAT_FAIL, "chat_fail", { "conn:u", "code:s", "message:s" } },
+	{ CH_CLIENTS, "clients", { "n:u" } },
+	{ CH_HISTORY_MORE, "history_more", { "conn:u", "stop:b" } },
+	{ CH_CLUSTER, "cluster", { "json:s" } },
+	{ CH_PAGE, "page", { "conn:u", "limit:u", "origin:s?", "seq:u?",
+	    "lamport:u?" } },
+	{ CH_PAGE_END, "page_end", { "conn:u", "count:u", "older:b" } },
+	{ CH_REPLICATE, "replicate", { "peer:s", "msg:m", "except:v?" } },
+	{ CH_SYNC_REQ, "sync_req", { "peer:s", "link:u", "have:h" } },
+	{ CH_LINK, "link", { "peer:s", "up:b", "link:u" } },
+	{ CH_DIAL, "dial", { "peer:s" } },
+	{ CH_CATCHUP, "catchup", { "peer:s", "link:u", "msgs:v" } },
+	{ CH_CATCHUP_MORE, "catchup_more", { "peer:s", "link:u" } },
+	{ CH_PUBLISH, "publish", { "id:u", "from:s", "text:s", "ts:i",
+	    "cid:s?" } },
+	{ CH_PUBLISHED, "published", { "id:u", "seq:u", "dup:b" } },
+	{ CH_PUBLISH_FAIL, "publish_fail", { "id:u", "code:s", "message:s" } },
+	{ CH_CONSUME, "consume", { "gen:u", "from:u" } },
+	{ CH_STREAM_MSG, "stream_msg", { "gen:u", "msg:m" } },
+	{ CH_STORED, "stored", { "seq:u" } },
+	{ CH_NATS_STATE, "nats_state", { "up:b", "server:s", "stream_ok:b",
+	    "stream_seq:u", "replicas:u", "leader:s", "reconnects:u",
+	    "error:s" } },
+};
+
+static const struct chan_schema *
+chan_schema(int type)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(chan_schemas) / sizeof(chan_schemas[0]); i++)
+		if (chan_schemas[i].type == type)
+			return (&chan_schemas[i]);
+	return (NULL);
+}
+
+const char *
+chan_type_name(int type)
+{
+	const struct chan_schema	*cs = chan_schema(type);
+
+	return (cs != NULL ? cs->name : NULL);
+}
+
+const char *const *
+chan_type_fields(int type)
+{
+	const struct chan_schema	*cs = chan_schema(type);
+
+	return (cs != NULL ? cs->fields : NULL);
+}
+
+static int
+field_type_ok(const msgpack_object *o, char t)
+{
+	switch (t) {
+	case 'u':
+		return (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER);
+	case 'i':
+		return (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ||
+		    (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+		    o->via.u64 <= INT64_MAX));
+	case 's':
+		return (o->type == MSGPACK_OBJECT_STR);
+	case 'b':
+		return (o->type == MSGPACK_OBJECT_BOOLEAN);
+	case 'm':
+	case 'h':
+		return (o->type == MSGPACK_OBJECT_MAP);
+	case 'v':
+		return (o->type == MSGPACK_OBJECT_ARRAY);
+	}
+	return (0);
+}
+
+/* Every key a string, none twice. */
+static int
+frame_keys_check(const msgpack_object *o, char **cause)
+{
+	const msgpack_object_kv	*kv = o->via.map.ptr;
+	uint32_t		 i, j, n = o->via.map.size;
+
+	for (i = 0; i < n; i++) {
+		if (kv[i].key.type != MSGPACK_OBJECT_STR) {
+			xasprintf(cause, "frame has a key that is not a "
+			    "string");
+			return (-1);
+		}
+		for (j = 0; j < i; j++) {
+			if (kv[j].key.via.str.size == kv[i].key.via.str.size &&
+			    memcmp(kv[j].key.via.str.ptr, kv[i].key.via.str.ptr,
+			    kv[i].key.via.str.size) == 0) {
+				xasprintf(cause, "frame has key \"%.*s\" twice",
+				    (int)kv[i].key.via.str.size,
+				    kv[i].key.via.str.ptr);
+				return (-1);
+			}
+		}
+	}
+	return (0);
+}
+
+static int
+frame_fields_check(const msgpack_object *o, const struct chan_schema *cs,
+    char **cause)
+{
+	const msgpack_object	*v;
+	const char		*f, *colon;
+	char			 key[64];
+	size_t			 i;
+
+	for (i = 0; (f = cs->fields[i]) != NULL; i++) {
+		colon = strchr(f, ':');
+		snprintf(key, sizeof(key), "%.*s", (int)(colon - f), f);
+		if ((v = frame_get(o, key)) == NULL) {
+			if (colon[2] == '?')
+				continue;
+			xasprintf(cause, "%s frame without \"%s\"", cs->name,
+			    key);
+			return (-1);
+		}
+		if (!field_type_ok(v, colon[1])) {
+			xasprintf(cause, "%s frame: \"%s\" is of the wrong "
+			    "type", cs->name, key);
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+int
+chan_frame_check(const msgpack_object *o, char **cause)
+{
+	const struct chan_schema	*cs;
+	uint64_t			 type;
+
+	if (o->type != MSGPACK_OBJECT_MAP) {
+		xasprintf(cause, "frame is not a map");
+		return (-1);
+	}
+	if (frame_keys_check(o, cause) == -1)
+		return (-1);
+	if (frame_get_u64(o, "t", &type) == -1) {
+		xasprintf(cause, "frame has no type");
+		return (-1);
+	}
+	if (type > INT_MAX || (cs = chan_schema((int)type)) == NULL) {
+		xasprintf(cause, "frame of unknown type %llu (every type needs "
+		    "a row in chan_schemas, src/channel.c)",
+		    (unsigned long long)type);
+		return (-1);
+	}
+	return (frame_fields_check(o, cs, cause));
 }
 
 /* Frame building. */
@@ -429,7 +708,8 @@ batch_clear(struct chan_batch *b)
 void
 msg_pack(msgpack_packer *pk, const struct nt_msg *m)
 {
-	msgpack_pack_map(pk, m->client_id != NULL ? 7 : 6);
+	msgpack_pack_map(pk, 6 + (m->client_id != NULL) +
+	    (m->gateway != NULL));
 	pack_cstr(pk, "origin");
 	pack_cstr(pk, m->origin);
 	pack_cstr(pk, "seq");
@@ -445,6 +725,10 @@ msg_pack(msgpack_packer *pk, const struct nt_msg *m)
 	if (m->client_id != NULL) {
 		pack_cstr(pk, "cid");
 		pack_cstr(pk, m->client_id);
+	}
+	if (m->gateway != NULL) {
+		pack_cstr(pk, "gw");
+		pack_cstr(pk, m->gateway);
 	}
 }
 
@@ -530,7 +814,7 @@ frame_get_str(const msgpack_object *map, const char *key)
 int
 msg_unpack(const msgpack_object *o, struct nt_msg *m)
 {
-	const msgpack_object	*origin, *cid;
+	const msgpack_object	*origin, *cid, *gw;
 
 	memset(m, 0, sizeof(*m));
 	origin = frame_get(o, "origin");
@@ -546,6 +830,9 @@ msg_unpack(const msgpack_object *o, struct nt_msg *m)
 	m->text = frame_get_str(o, "text");
 	if ((cid = frame_get(o, "cid")) != NULL &&
 	    (m->client_id = obj_strdup(cid)) == NULL)
+		goto bad;
+	if ((gw = frame_get(o, "gw")) != NULL &&
+	    (m->gateway = obj_strdup(gw)) == NULL)
 		goto bad;
 	if (m->from == NULL || m->text == NULL)
 		goto bad;

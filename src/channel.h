@@ -11,6 +11,8 @@
 #ifndef CHANNEL_H
 #define CHANNEL_H
 
+#include <sys/types.h>
+
 #include <stdint.h>
 #include <msgpack.h>
 #include <event2/event.h>
@@ -19,20 +21,28 @@
 
 #define CHAN_VERSION	2
 #define CHAN_MAX_FRAME	(1024 * 1024)
+#define CHAN_MAX_FIELDS	14	/* keys a frame type declares, "t" aside */
 
 enum chan_type {
 	/* 1xx: both directions, link control */
 	CH_HELLO = 100,		/* v, pid: first frame each way */
 	CH_QUIT = 101,		/* m->w: finish and exit 0 */
 	CH_LOGLEVEL = 102,	/* m->w: level */
-	CH_PEERS = 103,		/* m->ws: ids[], seeds[] allowed to replicate */
+	CH_PEERS = 103,		/* m->ws: ids[], seeds[] allowed to replicate,
+				   hosts[] (parallel to ids) */
 	CH_REOPEN = 105,	/* m->w: target: reopen the log (SIGUSR1) */
-	CH_SETTINGS = 104,	/* m->ws: max_clients, max_message_bytes,
-				   max_frame_bytes, www_dir, secret (after
-				   a reload) */
+	CH_SETTINGS = 104,	/* m->w: after a reload: max_clients,
+				   max_message_bytes, max_frame_bytes,
+				   max_clients_per_address,
+				   max_client_backlog_bytes,
+				   max_peer_backlog_bytes, http_timeout_ms,
+				   join_timeout_ms, ping_interval_ms,
+				   peer_ping_interval_ms, ping_timeout_ms,
+				   www_dir, secret; each worker takes what
+				   concerns it */
 
 	/* 2xx: ws worker <-> master */
-	CH_CHAT = 200,		/* ws->m: conn, from, text, cid?, t (mono us),
+	CH_CHAT = 200,		/* ws->m: conn, from, text, cid?, t_us (mono),
 				   after (highest lamport the client saw) */
 	CH_ACK = 201,		/* m->ws: conn, msg (the stored one) */
 	CH_JOIN = 202,		/* ws->m: conn, since{} */
@@ -44,15 +54,20 @@ enum chan_type {
 	CH_PEER_CHAT = 207,	/* ws->m: conn, peer, msg */
 	CH_SEED_CHAT = 208,	/* ws->m: from, text: hello-less seed chat */
 	CH_SYNC = 209,		/* m->ws: conn, have{}: send sync on that link */
-	CH_STATUS = 210,	/* ws->m: req, what ("status"|"metrics");
+	CH_STATUS = 210,	/* ws->m: req, what ("status"|"metrics"),
+				   errors? {code: error frames sent};
 				   m->ws: req, body */
 	CH_CHAT_FAIL = 211,	/* m->ws: conn, code, message */
 	CH_CLIENTS = 212,	/* ws->m: n (joined clients, for status) */
 	CH_HISTORY_MORE = 213,	/* ws->m: conn, stop: the conn drained its
 				   output: the next chunk (stop: it is gone) */
-	CH_PAGE = 214,		/* ws->m: conn, limit, origin?, seq?: a page
-				   of history before that message */
-	CH_PAGE_END = 215,	/* m->ws: conn, count, older: its last chunk
+	CH_CLUSTER = 214,	/* m->ws: json, the "cluster" frame for
+				   clients: every node, its address, whether
+				   our link to it is up */
+	CH_PAGE = 215,		/* ws->m: conn, limit, origin?, seq?,
+				   lamport?: a page of history before that
+				   message */
+	CH_PAGE_END = 216,	/* m->ws: conn, count, older: its last chunk
 				   went out */
 
 	/* 3xx: peer worker <-> master */
@@ -65,8 +80,24 @@ enum chan_type {
 				   it now rather than after the backoff */
 	CH_CATCHUP = 304,	/* m->peer: peer, link, msgs[]: a chunk of
 				   what the peer lacks, for that link only */
-	CH_CATCHUP_MORE = 305	/* peer->m: peer, link: the link drained its
+	CH_CATCHUP_MORE = 305,	/* peer->m: peer, link: the link drained its
 				   output: the next chunk */
+
+	/* 4xx: nats worker <-> master (engine = "nats") */
+	CH_PUBLISH = 400,	/* m->nats: id, from, text, ts, cid?: a
+				   client's chat, for the stream */
+	CH_PUBLISHED = 401,	/* nats->m: id, seq, dup: JetStream stored
+				   it (dup: as an earlier message, seq) */
+	CH_PUBLISH_FAIL = 402,	/* nats->m: id, code, message */
+	CH_CONSUME = 403,	/* m->nats: gen, from: read the stream from
+				   seq `from` on; frames of older gens are
+				   stale */
+	CH_STREAM_MSG = 404,	/* nats->m: gen, msg: the next message of
+				   the stream */
+	CH_STORED = 405,	/* m->nats: seq: durable here up to seq */
+	CH_NATS_STATE = 406	/* nats->m: up, server, stream_ok,
+				   stream_seq, replicas, leader,
+				   reconnects, error: for /status */
 };
 
 struct chan;
@@ -76,6 +107,12 @@ typedef void	(*chan_frame_cb)(struct chan *, int type,
 		    const msgpack_object *frame, void *arg);
 /* Called once when the link is lost (EOF, error, bad frame); why says so. */
 typedef void	(*chan_lost_cb)(struct chan *, const char *why, void *arg);
+
+/*
+ * The length of the frame at the front of buf, found without allocating:
+ * 0 when more bytes are needed, -1 when the bytes are not msgpack.
+ */
+ssize_t		 chan_frame_len(const void *, size_t);
 
 /* Frame builder: frame_begin(), then exactly nfields frame_* calls. */
 struct chan_frame {
@@ -130,6 +167,16 @@ void		 batch_init(struct chan_batch *);
 void		 batch_add(struct chan_batch *, const struct nt_msg *);
 void		 batch_add_raw(struct chan_batch *, const char *, size_t);
 void		 batch_clear(struct chan_batch *);
+
+/*
+ * Every frame is checked against its type's fields (channel.c) before it
+ * reaches a callback: 0, or -1 with *cause (caller frees).  The tables
+ * are there for the tests too: a type's name and its "key:T" fields,
+ * NULL for a type that does not exist.
+ */
+int		 chan_frame_check(const msgpack_object *, char **cause);
+const char	*chan_type_name(int);
+const char *const *chan_type_fields(int);
 
 /* Decoding helpers: NULL / -1 when the key is missing or of another type. */
 const msgpack_object *frame_get(const msgpack_object *, const char *key);

@@ -2,7 +2,8 @@
  * client.c: nodetalk, the command-line client (DESIGN section 3).  One
  * WebSocket connection to one node and four modes: send one message and
  * wait for its ack, print the stored history, follow history and new
- * messages across reconnects, or chat interactively from stdin.
+ * messages across reconnects, or chat interactively from stdin, also
+ * across reconnects.
  */
 #include <sys/types.h>
 #include <sys/time.h>
@@ -75,7 +76,8 @@ struct client {
 	int			 connected_once;
 	int			 reconnecting;
 	unsigned int		 backoff_ms;
-	unsigned int		 unacked;	/* interactive lines awaiting ack */
+	struct outline		*outq;		/* interactive lines awaiting ack */
+	size_t			 unacked;	/* how many */
 	int			 quitting;	/* stdin ended, acks pending */
 	int			 closing;
 	int			 exitcode;
@@ -89,6 +91,12 @@ struct client {
 	struct nt_msg		 page_before;	/* what the page is before */
 	unsigned int		 more_wanted;	/* pages asked for, not sent */
 	uint64_t		 more_limit;	/* /more N: N (0: the node's) */
+};
+
+/* A line sent in interactive mode, kept until the node acknowledges it. */
+struct outline {
+	char		 id[UUID_LEN + 1];
+	char		*text;
 };
 
 /* What wire_parse does not keep of a chat pushed to a client. */
@@ -392,15 +400,21 @@ out_flush(void)
 /*
  * Text from the network must not drive the terminal: C0 controls, DEL and
  * the C1 controls (U+0080..U+009F, which some terminals obey like ESC
- * sequences) each become one '?'.  In place; the string only shrinks.
+ * sequences) each become one '?'.  With lines, a message's newlines and
+ * tabs stay (a CR before a newline goes).  In place; the string only
+ * shrinks.
  */
 static void
-sanitize(char *s)
+sanitize_text(char *s, int lines)
 {
 	unsigned char	*r = (unsigned char *)s, *w = r;
 
 	while (*r != '\0') {
-		if (*r < 0x20 || *r == 0x7f) {
+		if (lines && (*r == '\n' || *r == '\t'))
+			*w++ = *r++;
+		else if (lines && r[0] == '\r' && r[1] == '\n')
+			r++;
+		else if (*r < 0x20 || *r == 0x7f) {
 			*w++ = '?';
 			r++;
 		} else if (r[0] == 0xc2 && r[1] >= 0x80 && r[1] <= 0x9f) {
@@ -410,6 +424,23 @@ sanitize(char *s)
 			*w++ = *r++;
 	}
 	*w = '\0';
+}
+
+static void
+sanitize(char *s)
+{
+	sanitize_text(s, 0);
+}
+
+/* Columns a UTF-8 string takes, near enough: one per code point. */
+static int
+utf8_width(const char *s)
+{
+	int	 n = 0;
+
+	for (; *s != '\0'; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return (n);
 }
 
 /*
@@ -463,6 +494,22 @@ print_json(const char *raw, size_t len)
 	putchar('\n');
 }
 
+/*
+ * Each line of a multi-line text on a line of its own, indented to where
+ * the text began: a continuation line cannot pass for another message.
+ */
+static void
+print_lines(const char *text, int indent)
+{
+	const char	*nl;
+
+	while ((nl = strchr(text, '\n')) != NULL) {
+		printf("%.*s\n%*s", (int)(nl - text), text, indent, "");
+		text = nl + 1;
+	}
+	printf("%s\n", text);
+}
+
 static void
 print_plain(int64_t ts, char *from, char *text)
 {
@@ -476,8 +523,9 @@ print_plain(int64_t ts, char *from, char *text)
 			strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
 	}
 	sanitize(from);
-	sanitize(text);
-	printf("[%s] %s: %s\n", stamp, from, text);
+	sanitize_text(text, 1);
+	printf("[%s] %s: ", stamp, from);
+	print_lines(text, (int)strlen(stamp) + 3 + utf8_width(from) + 2);
 }
 
 /* Whether m sorts before b in the cluster order (lamport, origin, seq). */
@@ -659,6 +707,91 @@ fail(struct client *c, const char *fmt, ...)
 	finish(c, 1);
 }
 
+/* Interactive lines in flight. */
+
+static void
+outq_add(struct client *c, const char *id, const char *text)
+{
+	struct outline	*o;
+
+	c->outq = xreallocarray(c->outq, c->unacked + 1, sizeof(*c->outq));
+	o = &c->outq[c->unacked++];
+	snprintf(o->id, sizeof(o->id), "%s", id);
+	o->text = xstrdup(text);
+}
+
+static void
+outq_remove(struct client *c, size_t i)
+{
+	free(c->outq[i].text);
+	memmove(&c->outq[i], &c->outq[i + 1],
+	    (c->unacked - i - 1) * sizeof(*c->outq));
+	c->unacked--;
+}
+
+/*
+ * The line an ack or an error answers: the ack names our id; an error
+ * names nothing, but the node answers in order, so it is the oldest.
+ */
+static void
+outq_answered(struct client *c, const char *raw, size_t len)
+{
+	cJSON		*o;
+	const cJSON	*cid;
+	size_t		 i = 0;
+
+	if (c->unacked == 0)
+		return;
+	if (raw != NULL && (o = cJSON_ParseWithLength(raw, len)) != NULL) {
+		cid = cJSON_GetObjectItemCaseSensitive(o, "client_id");
+		if (cJSON_IsString(cid))
+			for (i = 0; i < c->unacked; i++)
+				if (strcmp(c->outq[i].id, cid->valuestring) == 0)
+					break;
+		cJSON_Delete(o);
+		if (i == c->unacked)
+			i = 0;
+	}
+	outq_remove(c, i);
+}
+
+/*
+ * After a reconnect, what was not acknowledged goes again under the same
+ * id: a line the node stored before the link broke is answered from its
+ * store, not stored twice.
+ */
+static int
+outq_resend(struct client *c)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->unacked; i++)
+		if (send_frame(c, wire_client_chat(c->sender, c->outq[i].text,
+		    c->outq[i].id, c->max_lamport)) == -1)
+			return (-1);
+	if (c->unacked > 0)
+		log_warnx("sending %zu unacknowledged line(s) again",
+		    c->unacked);
+	return (0);
+}
+
+static void
+outq_clear(struct client *c)
+{
+	while (c->unacked > 0)
+		outq_remove(c, c->unacked - 1);
+	free(c->outq);
+	c->outq = NULL;
+}
+
+/* Interactive or --follow: a lost link is waited out, not the end. */
+static int
+keeps_going(struct client *c)
+{
+	return ((c->mode == MODE_FOLLOW || c->mode == MODE_CHAT) &&
+	    c->connected_once);
+}
+
 static void
 got_chat(struct client *c, struct wire_in *in, const char *raw, size_t len)
 {
@@ -668,7 +801,7 @@ got_chat(struct client *c, struct wire_in *in, const char *raw, size_t len)
 }
 
 static void
-got_ack(struct client *c, struct wire_in *in)
+got_ack(struct client *c, struct wire_in *in, const char *raw, size_t len)
 {
 	if (c->mode == MODE_SEND) {
 		sanitize(in->message);
@@ -679,8 +812,7 @@ got_ack(struct client *c, struct wire_in *in)
 	}
 	if (c->mode != MODE_CHAT)
 		return;
-	if (c->unacked > 0)
-		c->unacked--;
+	outq_answered(c, raw, len);
 	if (c->quitting && c->unacked == 0 && !c->paging &&
 	    c->more_wanted == 0)
 		finish(c, 0);
@@ -709,8 +841,7 @@ got_error(struct client *c, struct wire_in *in)
 	case MODE_CHAT:
 		/* Most likely the answer to a line we sent (too long...). */
 		log_warnx("%s", msg);
-		if (c->unacked > 0)
-			c->unacked--;
+		outq_answered(c, NULL, 0);
 		if (c->quitting && c->unacked == 0 && !c->paging &&
 		    c->more_wanted == 0)
 			finish(c, 0);
@@ -805,8 +936,8 @@ on_text(struct ws_conn *wc, const char *buf, size_t len, void *arg)
 
 	if (c->closing)
 		return;
-	/* max_text 0: no cap; the node enforced its own when it stored. */
-	if (wire_parse(buf, len, 0, &in, &code, &why) == -1) {
+	/* No limits: the node enforced its own when it stored. */
+	if (wire_parse(buf, len, NULL, &in, &code, &why) == -1) {
 		/* A newer node may send frames this client does not know. */
 		log_debug("ignoring a frame (%s: %s)", code, why);
 		free(why);
@@ -820,7 +951,7 @@ on_text(struct ws_conn *wc, const char *buf, size_t len, void *arg)
 		got_chat(c, &in, buf, len);
 		break;
 	case WIRE_ACK:
-		got_ack(c, &in);
+		got_ack(c, &in, buf, len);
 		break;
 	case WIRE_ERROR:
 		got_error(c, &in);
@@ -859,14 +990,15 @@ on_close(struct ws_conn *wc, int code, void *arg)
 		    "history (code %d)", c->host, c->port, code);
 		break;
 	case MODE_CHAT:
-		fail(c, "connection to %s:%d closed (code %d)", c->host,
-		    c->port, code);
-		break;
 	case MODE_FOLLOW:
 		log_warnx("disconnected from %s:%d (code %d), reconnecting",
 		    c->host, c->port, code);
 		c->reconnecting = 1;
 		c->joined = 0;
+		/* A page under way is lost with the link: ask again. */
+		if (c->paging)
+			c->more_wanted++;
+		c->paging = 0;
 		schedule_retry(c);
 		break;
 	}
@@ -886,21 +1018,26 @@ on_open(struct ws_conn *wc, void *arg)
 	if (c->reconnecting)
 		log_warnx("reconnected to %s:%d", c->host, c->port);
 	c->reconnecting = 0;
-	/* Only one-shot modes keep the deadline once connected. */
-	if (c->mode == MODE_FOLLOW || c->mode == MODE_CHAT)
+	/*
+	 * Only one-shot modes keep the deadline once connected, and an
+	 * interactive chat that is leaving (waiting for its last acks).
+	 */
+	if (c->mode == MODE_FOLLOW || (c->mode == MODE_CHAT && !c->quitting))
 		event_del(c->timer);
 	if (c->mode == MODE_SEND)
 		rv = send_frame(c, wire_client_chat(c->sender, c->text, c->id, 0));
 	else
 		rv = send_join(c);
+	if (rv == 0 && c->mode == MODE_CHAT)
+		rv = outq_resend(c);
 	if (rv == -1) {
-		if (c->mode != MODE_FOLLOW)
+		if (!keeps_going(c))
 			fail(c, "cannot send to %s:%d", c->host, c->port);
 		else if (c->conn != NULL)
 			ws_conn_close(c->conn, 1011, "");	/* retry */
 		return;
 	}
-	if (c->mode == MODE_CHAT)
+	if (c->mode == MODE_CHAT && !c->quitting)
 		stdin_start(c);
 }
 
@@ -913,8 +1050,8 @@ on_fail(const char *reason, void *arg)
 	c->dialing = 0;
 	if (c->closing)
 		return;
-	/* Once we were connected, --follow waits for the node to return. */
-	if (c->mode == MODE_FOLLOW && c->connected_once) {
+	/* Once we were connected, we wait for the node to return. */
+	if (keeps_going(c)) {
 		log_debug("cannot connect to %s:%d: %s", c->host, c->port,
 		    reason);
 		schedule_retry(c);
@@ -930,7 +1067,9 @@ dial_start(struct client *c)
 {
 	struct ws_dial	*d;
 
-	arm_deadline(c);
+	/* Leaving a chat, the deadline for the last acks stands. */
+	if (!(c->mode == MODE_CHAT && c->quitting))
+		arm_deadline(c);
 	c->dialing = 1;
 	d = ws_dial(c->base, c->dns, c->host, c->port, CLIENT_MAX_MSG,
 	    &conn_cbs, on_open, on_fail, c);
@@ -962,11 +1101,16 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		event_base_loopexit(c->base, NULL);
 		return;
 	}
+	if (c->mode == MODE_CHAT && c->quitting) {
+		fail(c, "no ack for %zu message(s) from %s:%d", c->unacked,
+		    c->host, c->port);
+		return;
+	}
 	if (c->dial != NULL) {
 		ws_dial_cancel(c->dial);
 		c->dial = NULL;
 		c->dialing = 0;
-		if (c->mode == MODE_FOLLOW && c->connected_once)
+		if (keeps_going(c))
 			schedule_retry(c);
 		else
 			fail(c, "timed out connecting to %s:%d", c->host,
@@ -978,9 +1122,6 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		    c->port);
 	else if (c->mode == MODE_HISTORY)
 		fail(c, "timed out waiting for the history from %s:%d",
-		    c->host, c->port);
-	else if (c->mode == MODE_CHAT)
-		fail(c, "no ack for %u message(s) from %s:%d", c->unacked,
 		    c->host, c->port);
 }
 
@@ -1051,12 +1192,11 @@ input_line(struct client *c, const char *line, size_t len)
 		return;
 	}
 	make_uuid(id);
+	/* Kept first: should the link break now, it goes again. */
+	outq_add(c, id, line);
 	if (send_frame(c, wire_client_chat(c->sender, line, id,
-	    c->max_lamport)) == -1) {
-		fail(c, "cannot send to %s:%d", c->host, c->port);
-		return;
-	}
-	c->unacked++;
+	    c->max_lamport)) == -1 && c->conn != NULL)
+		ws_conn_close(c->conn, 1011, "");	/* reconnect */
 }
 
 static void
@@ -1204,6 +1344,7 @@ client_teardown(struct client *c)
 		evdns_base_free(c->dns, 0);
 	event_base_free(c->base);
 	have_clear(&c->seen);
+	outq_clear(c);
 }
 
 int

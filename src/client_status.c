@@ -2,7 +2,8 @@
  * client_status.c: "nodetalk --status", the cluster at a glance.  It asks
  * the given node for /status, then every peer that node knows of, and
  * prints one line per node: its messages, clients, and how each of its
- * peers' links and lag look from there.
+ * peers' links and lag look from there.  With engine = "nats" the nodes
+ * are gateways: their link to NATS and their lag behind the stream.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -99,12 +100,32 @@ num(const cJSON *o, const char *key)
 	return (cJSON_IsNumber(v) ? v->valuedouble : -1);
 }
 
+/* "nats up (lag 0, N2 leads)" */
+static void
+print_nats(const cJSON *n)
+{
+	const char	*leader;
+
+	leader = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(n,
+	    "leader"));
+	printf("nats %s (lag %.0f", cJSON_IsTrue(
+	    cJSON_GetObjectItemCaseSensitive(n, "connected")) ? "up" : "DOWN",
+	    num(n, "lag"));
+	if (leader != NULL && *leader != '\0')
+		printf(", %s leads", leader);
+	printf(")\n");
+}
+
 static void
 print_peers(const cJSON *st)
 {
 	const cJSON	*peers, *p, *lag;
 	int		 first = 1;
 
+	if ((p = cJSON_GetObjectItemCaseSensitive(st, "nats")) != NULL) {
+		print_nats(p);
+		return;
+	}
 	peers = cJSON_GetObjectItemCaseSensitive(st, "peers");
 	cJSON_ArrayForEach(p, peers) {
 		lag = cJSON_GetObjectItemCaseSensitive(p, "lag");
@@ -158,9 +179,14 @@ client_status(const char *host, int port, const struct timeval *tv)
 	node = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st,
 	    "node"));
 	printf("%-6s %-22s %8s %8s %7s  %s\n", "node", "address", "messages",
-	    "lamport", "clients", "peers (as seen from that node)");
+	    "lamport", "clients",
+	    cJSON_GetObjectItemCaseSensitive(st, "nats") != NULL ?
+	    "link to NATS (as seen from that node)" :
+	    "peers (as seen from that node)");
 	print_node(node != NULL ? node : "?", host, port, body, NULL);
-	peers = cJSON_GetObjectItemCaseSensitive(st, "peers");
+	/* Gateways to NATS have no peers, and list each other instead. */
+	if ((peers = cJSON_GetObjectItemCaseSensitive(st, "gateways")) == NULL)
+		peers = cJSON_GetObjectItemCaseSensitive(st, "peers");
 	cJSON_ArrayForEach(p, peers) {
 		h = cJSON_GetObjectItemCaseSensitive(p, "host");
 		pp = cJSON_GetObjectItemCaseSensitive(p, "port");

@@ -15,12 +15,12 @@
 #include "nodetalk.h"
 #include "channel.h"
 #include "config.h"
+#include "engine.h"
 #include "log.h"
 #include "status.h"
 #include "store.h"
 #include "master.h"
 
-#define AFTER_MAX_JUMP	1000000	/* how far a client may push our clock */
 #define HOLD_MS		5000	/* a chat waits this long for recovery */
 #define HOLD_MAX	4096	/* chats held at most */
 #define RECOVERING_TEXT	"this node may have lost messages of its own and " \
@@ -55,6 +55,19 @@ send_fail(uint64_t conn, const char *code, const char *message)
 	frame_str(&f, "code", code);
 	frame_str(&f, "message", message);
 	chan_send(M.ws.ch, &f);
+}
+
+/* Whether m is stored here but not yet durable (its ack waits). */
+int
+pending_has(const struct nt_msg *m)
+{
+	size_t	 i;
+
+	for (i = 0; i < M.npend; i++)
+		if (M.pend[i].fresh && M.pend[i].m->seq == m->seq &&
+		    strcmp(M.pend[i].m->origin, m->origin) == 0)
+			return (1);
+	return (0);
 }
 
 /*
@@ -125,19 +138,74 @@ store_message(const struct nt_msg *m)
 }
 
 /*
+ * Whether this node stores messages of this origin: a configured node's,
+ * or its own local-only origin (seed nodes' chats).  Anything else would
+ * only fill the have vector that every sync carries.
+ */
+int
+origin_known(const char *origin)
+{
+	char	 mine[NT_ORIGIN_MAX + 1];
+
+	if (config_node(M.conf, origin) != NULL)
+		return (1);
+	snprintf(mine, sizeof(mine), "%s/seed", M.conf->node_id);
+	return (strcmp(origin, mine) == 0);
+}
+
+/* Said once in a while: a clock that cannot go on. */
+static void
+clock_spent(void)
+{
+	static struct ratelimit	 rl;
+	char			 note[RATELIMIT_NOTE];
+
+	if (ratelimit_pass(&rl, now_ms(), note, sizeof(note)))
+		log_warnx("the Lamport clock is at %llu, the largest value a "
+		    "message may carry: this node numbers no new message%s",
+		    (unsigned long long)store_lamport(M.store), note);
+}
+
+/*
  * A client's chat comes after everything this node stored and after the
  * newest message the client says it saw ("after"), which may not have
  * reached this node yet: an answer then sorts after its question on every
- * node.  A client may not push the clock arbitrarily far.
+ * node.  A client may not push the clock arbitrarily far, and no clock
+ * reaches 2^53 (NT_LAMPORT_MAX): 0 once it is spent.
  */
 static uint64_t
 client_lamport(uint64_t after)
 {
 	uint64_t	 clock = store_lamport(M.store);
 
+	if (clock >= NT_LAMPORT_MAX)
+		return (0);
 	if (after > clock + AFTER_MAX_JUMP)
 		after = clock + AFTER_MAX_JUMP;
-	return ((after > clock ? after : clock) + 1);
+	if (after > clock)
+		clock = after;
+	return (clock >= NT_LAMPORT_MAX ? NT_LAMPORT_MAX : clock + 1);
+}
+
+/*
+ * The rules the ws worker applied, checked again against this process's
+ * config (a reload reaches the workers a moment later).  NULL when m
+ * follows them, else the error code.
+ */
+const char *
+chat_invalid(const struct nt_msg *m, const char *path)
+{
+	static struct ratelimit	 rl;
+	const char		*code, *field, *why;
+	char			 note[RATELIMIT_NOTE];
+
+	if (msg_check(m, (size_t)M.conf->max_message_bytes, &code, &field,
+	    &why) == 0)
+		return (NULL);
+	if (ratelimit_pass(&rl, now_ms(), note, sizeof(note)))
+		log_warnx("refusing %s: '%s' %s (max_message_bytes %d)%s",
+		    path, field, why, M.conf->max_message_bytes, note);
+	return (code);
 }
 
 static void
@@ -172,9 +240,14 @@ chat_take(struct client_chat *cc)
 	if (M.recovering)
 		return (hold_add(cc));
 	memset(&m, 0, sizeof(m));
+	if ((m.lamport = client_lamport(cc->after)) == 0) {
+		clock_spent();
+		send_fail(cc->conn, "clock_exhausted", "this node's Lamport "
+		    "clock has reached its largest value");
+		return (0);
+	}
 	snprintf(m.origin, sizeof(m.origin), "%s", M.conf->node_id);
 	m.seq = have_get(store_have(M.store), m.origin) + 1;
-	m.lamport = client_lamport(cc->after);
 	m.ts = now_ms();
 	m.from = cc->from;
 	m.text = cc->text;
@@ -193,10 +266,12 @@ void
 on_client_chat(const msgpack_object *o)
 {
 	struct client_chat	 cc;
+	struct nt_msg		 view;
+	const char		*code;
 	int64_t			 t;
 
 	memset(&cc, 0, sizeof(cc));
-	if (frame_get_i64(o, "t", &t) == 0)
+	if (frame_get_i64(o, "t_us", &t) == 0)
 		hist_add(&M.stats.chan_lat, (mono_us() - t) / 1e6);
 	if (frame_get_u64(o, "conn", &cc.conn) == -1 ||
 	    (cc.from = frame_get_str(o, "from")) == NULL ||
@@ -206,6 +281,15 @@ on_client_chat(const msgpack_object *o)
 	}
 	cc.cid = frame_get_str(o, "cid");
 	frame_get_u64(o, "after", &cc.after);
+	memset(&view, 0, sizeof(view));
+	view.from = cc.from;
+	view.text = cc.text;
+	view.client_id = cc.cid;
+	if ((code = chat_invalid(&view, "a client's chat")) != NULL) {
+		send_fail(cc.conn, code, "the message breaks this node's rules");
+		chat_clear(&cc);
+		return;
+	}
 	if (!chat_take(&cc))
 		chat_clear(&cc);
 }
@@ -297,7 +381,13 @@ on_seed_chat(const msgpack_object *o)
 
 	memset(&m, 0, sizeof(m));
 	if ((m.from = frame_get_str(o, "from")) == NULL ||
-	    (m.text = frame_get_str(o, "text")) == NULL) {
+	    (m.text = frame_get_str(o, "text")) == NULL ||
+	    chat_invalid(&m, "a seed node's chat") != NULL) {
+		msg_clear(&m);
+		return;
+	}
+	if (store_lamport(M.store) >= NT_LAMPORT_MAX) {
+		clock_spent();
 		msg_clear(&m);
 		return;
 	}
@@ -313,16 +403,25 @@ on_seed_chat(const msgpack_object *o)
 	msg_clear(&m);
 }
 
-/* Recovered: we hold at least what the client says it saw, everywhere. */
+/*
+ * Recovered: we hold at least what the client says it saw, of every
+ * origin we hold or accept.  Another node's local-only origin ("B/seed")
+ * or an origin foreign to this cluster can never reach us: such keys of
+ * `since` are ignored.
+ */
 static int
 join_recovered(const struct nt_have *since)
 {
-	size_t	 i;
+	const struct nt_have	*mine = store_have(M.store);
+	size_t			 i;
+	uint64_t		 held;
 
-	for (i = 0; i < since->n; i++)
-		if (since->v[i].seq > have_get(store_have(M.store),
-		    since->v[i].origin))
+	for (i = 0; i < since->n; i++) {
+		held = have_get(mine, since->v[i].origin);
+		if (since->v[i].seq > held &&
+		    (held > 0 || origin_known(since->v[i].origin)))
 			return (0);
+	}
 	return (1);
 }
 
@@ -408,8 +507,8 @@ commit_schedule(void)
 void
 commit_release(void)
 {
-	struct pending	*p;
-	size_t		 i;
+	struct pending	 p;
+	size_t		 i, n;
 	int64_t		 t, now;
 
 	if (M.conf->fsync == FSYNC_NONE) {
@@ -424,21 +523,28 @@ commit_release(void)
 		hist_add(&M.stats.fsync_lat, (M.last_sync_us - t) / 1e6);
 	}
 	now = mono_us();
-	for (i = 0; i < M.npend; i++) {
-		p = &M.pend[i];
+	/* What this sync covers; anything added meanwhile waits for the next. */
+	n = M.npend;
+	for (i = 0; i < n; i++) {
+		p = M.pend[i];
 		/* Readers (history, catch-up) may see it from now on. */
-		store_release(M.store, p->m->origin, p->m->seq);
-		if (p->ack)
-			send_msg_frame(&M.ws, CH_ACK, 1, p->conn, NULL, p->m);
-		if (p->fresh) {
-			hist_add(&M.stats.commit_lat, (now - p->t_us) / 1e6);
-			send_msg_frame(&M.ws, CH_PUSH, 0, 0, NULL, p->m);
+		store_release(M.store, p.m->origin, p.m->seq);
+		if (p.ack)
+			send_msg_frame(&M.ws, CH_ACK, 1, p.conn, NULL, p.m);
+		if (p.fresh) {
+			hist_add(&M.stats.commit_lat, (now - p.t_us) / 1e6);
+			send_msg_frame(&M.ws, CH_PUSH, 0, 0, NULL, p.m);
 		}
-		if (p->replicate) {
+		if (p.replicate) {
 			M.stats.replicated_out++;
-			replicate_live(p->m);
+			replicate_count_live();
+			replicate_live(p.m);
 		}
-		msg_free(p->m);
+		msg_free(p.m);
 	}
-	M.npend = 0;
+	memmove(M.pend, M.pend + n, (M.npend - n) * sizeof(*M.pend));
+	M.npend -= n;
+	if (M.npend > 0)
+		commit_schedule();
+	M.engine->committed();
 }

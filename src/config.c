@@ -30,13 +30,16 @@ enum cf_type {
 	CF_BOOL,
 	CF_STR,		/* string, checked (and maybe mapped) by conv */
 	CF_NODES,	/* the list of node entries */
-	CF_INHERIT	/* node entry override of a top-level key */
+	CF_INHERIT,	/* node entry override of a top-level key */
+	CF_STRV,	/* a non-empty list of strings, each checked by conv */
+	CF_GROUP	/* a group of keys of its own (nats) */
 };
 
 /* What a SIGHUP can do with a changed value; config_print() shows it. */
 enum cf_reload {
 	RELOAD_YES,	/* applied in place */
 	RELOAD_WS,	/* applied by restarting the ws worker */
+	RELOAD_ENGINE,	/* applied by restarting the engine's worker */
 	RELOAD_NO	/* needs a restart of nodetalkd */
 };
 
@@ -75,14 +78,19 @@ static int	 conv_nonempty(const char *);
 static int	 conv_any(const char *);
 static int	 conv_fsync(const char *);
 static const char *fsync_name(int);
+static int	 conv_engine(const char *);
+static const char *engine_name(int);
+static int	 conv_url(const char *);
 
 #define ID_WHAT		"1 to 32 characters of A-Z a-z 0-9 _ -"
 
 enum {
 	K_NODE_ID, K_PORT, K_LISTEN, K_DATA_DIR, K_LOG_LEVEL, K_FSYNC,
 	K_FSYNC_INTERVAL, K_MAX_CLIENTS, K_MAX_MESSAGE, K_MAX_FRAME,
-	K_WORKER_BACKLOG, K_JOIN_HISTORY, K_WWW_DIR,
-	K_LOG_FILE, K_USER, K_SECRET, K_NODES,
+	K_MAX_PER_ADDRESS, K_MAX_CLIENT_BACKLOG, K_MAX_PEER_BACKLOG,
+	K_HTTP_TIMEOUT, K_JOIN_TIMEOUT, K_PING_INTERVAL, K_PEER_PING_INTERVAL,
+	K_PING_TIMEOUT, K_WORKER_BACKLOG, K_JOIN_HISTORY, K_WWW_DIR,
+	K_LOG_FILE, K_USER, K_SECRET, K_ENGINE, K_NATS, K_NODES,
 	K_NTOP
 };
 
@@ -95,7 +103,7 @@ static const struct cf_key top_keys[K_NTOP] = {
 	[K_LISTEN] = { "listen", CF_STR, .reload = RELOAD_WS,
 	    .sdef = "0.0.0.0", .conv = conv_nonempty, .what = "non-empty" },
 	[K_DATA_DIR] = { "data_dir", CF_STR, .reload = RELOAD_NO,
-	    .sdef = "/var/lib/nodetalk", .conv = conv_nonempty,
+	    .sdef = LOCALSTATEDIR "/lib/nodetalk", .conv = conv_nonempty,
 	    .what = "non-empty" },
 	[K_LOG_LEVEL] = { "log_level", CF_STR, .reload = RELOAD_YES,
 	    .sdef = "info", .conv = log_level_parse,
@@ -114,6 +122,26 @@ static const struct cf_key top_keys[K_NTOP] = {
 	    .max = 65536 },
 	[K_MAX_FRAME] = { "max_frame_bytes", CF_INT, .reload = RELOAD_YES,
 	    .idef = 65536, .min = 1024, .max = 16777216 },
+	/* Loopback benchmarks raise it: all their clients share one address. */
+	[K_MAX_PER_ADDRESS] = { "max_clients_per_address", CF_INT,
+	    .reload = RELOAD_YES, .idef = 64, .min = 1, .max = 100000 },
+	[K_MAX_CLIENT_BACKLOG] = { "max_client_backlog_bytes", CF_INT,
+	    .reload = RELOAD_YES, .idef = 1048576, .min = 65536,
+	    .max = 1073741824 },
+	[K_MAX_PEER_BACKLOG] = { "max_peer_backlog_bytes", CF_INT,
+	    .reload = RELOAD_YES, .idef = 16777216, .min = 65536,
+	    .max = 1073741824 },
+	[K_HTTP_TIMEOUT] = { "http_timeout_ms", CF_INT, .reload = RELOAD_YES,
+	    .idef = 10000, .min = 100, .max = 3600000 },
+	[K_JOIN_TIMEOUT] = { "join_timeout_ms", CF_INT, .reload = RELOAD_YES,
+	    .idef = 15000, .min = 100, .max = 3600000 },
+	/* 0: no pings (a dead connection then lasts as long as TCP says). */
+	[K_PING_INTERVAL] = { "ping_interval_ms", CF_INT,
+	    .reload = RELOAD_YES, .idef = 30000, .min = 0, .max = 3600000 },
+	[K_PEER_PING_INTERVAL] = { "peer_ping_interval_ms", CF_INT,
+	    .reload = RELOAD_YES, .idef = 2000, .min = 0, .max = 3600000 },
+	[K_PING_TIMEOUT] = { "ping_timeout_ms", CF_INT, .reload = RELOAD_YES,
+	    .idef = 4000, .min = 100, .max = 3600000 },
 	/* Past this, a worker that does not read is killed and restarted. */
 	[K_WORKER_BACKLOG] = { "worker_backlog_bytes", CF_INT,
 	    .reload = RELOAD_YES, .idef = 64 * 1024 * 1024,
@@ -133,6 +161,11 @@ static const struct cf_key top_keys[K_NTOP] = {
 	/* "": peers are not authenticated; else every hello is signed. */
 	[K_SECRET] = { "secret", CF_STR, .reload = RELOAD_YES,
 	    .sdef = "", .conv = conv_any, .what = "a string" },
+	/* The store is one engine's cache: switching needs a restart. */
+	[K_ENGINE] = { "engine", CF_STR, .reload = RELOAD_NO,
+	    .sdef = "mesh", .conv = conv_engine, .conv_name = engine_name,
+	    .what = "\"mesh\" or \"nats\"" },
+	[K_NATS] = { "nats", CF_GROUP, .reload = RELOAD_ENGINE },
 	[K_NODES] = { "nodes", CF_NODES, CF_REQUIRED, RELOAD_YES, .sdef = NULL },
 };
 
@@ -155,6 +188,50 @@ static const struct cf_key node_keys[N_NKEYS] = {
 	[N_DATA_DIR] = { "data_dir", CF_INHERIT, .reload = RELOAD_NO,
 	    .inherit = K_DATA_DIR },
 	[N_SEED] = { "seed", CF_BOOL, .reload = RELOAD_YES, .idef = 0 },
+};
+
+/* The nats group: read only with engine = "nats" (doc/nats.md). */
+enum {
+	NK_SERVERS, NK_STREAM, NK_REPLICAS, NK_DUPWIN, NK_TIMEOUT,
+	NK_CONNECT_TIMEOUT, NK_TOKEN, NK_USER, NK_PASSWORD, NK_CREDS,
+	NK_TLS_CA, NK_TLS_CERT, NK_TLS_KEY, NK_N
+};
+
+static const struct cf_key nats_keys[NK_N] = {
+	[NK_SERVERS] = { "servers", CF_STRV, CF_REQUIRED, RELOAD_ENGINE,
+	    .conv = conv_url, .what = "a URL nats://host[:port] or "
+	    "tls://host[:port]" },
+	/* Messages carry it as their origin: the cache holds one stream. */
+	[NK_STREAM] = { "stream", CF_STR, .reload = RELOAD_NO,
+	    .sdef = "nodetalk", .conv = conv_id, .what = ID_WHAT },
+	[NK_REPLICAS] = { "replicas", CF_INT, .reload = RELOAD_ENGINE,
+	    .idef = 3, .min = 1, .max = 5 },
+	[NK_DUPWIN] = { "duplicate_window_ms", CF_INT,
+	    .reload = RELOAD_ENGINE, .idef = 120000, .min = 1000,
+	    .max = 86400000 },
+	[NK_TIMEOUT] = { "timeout_ms", CF_INT, .reload = RELOAD_ENGINE,
+	    .idef = 5000, .min = 100, .max = 60000 },
+	[NK_CONNECT_TIMEOUT] = { "connect_timeout_ms", CF_INT,
+	    .reload = RELOAD_ENGINE, .idef = 2000, .min = 100, .max = 60000 },
+	[NK_TOKEN] = { "token", CF_STR, .reload = RELOAD_ENGINE, .sdef = "",
+	    .conv = conv_any, .what = "a string" },
+	[NK_USER] = { "user", CF_STR, .reload = RELOAD_ENGINE, .sdef = "",
+	    .conv = conv_any, .what = "a string" },
+	[NK_PASSWORD] = { "password", CF_STR, .reload = RELOAD_ENGINE,
+	    .sdef = "", .conv = conv_any, .what = "a string" },
+	[NK_CREDS] = { "creds", CF_STR, .reload = RELOAD_ENGINE, .sdef = "",
+	    .conv = conv_any, .what = "a path" },
+	[NK_TLS_CA] = { "tls_ca", CF_STR, .reload = RELOAD_ENGINE,
+	    .sdef = "", .conv = conv_any, .what = "a path" },
+	[NK_TLS_CERT] = { "tls_cert", CF_STR, .reload = RELOAD_ENGINE,
+	    .sdef = "", .conv = conv_any, .what = "a path" },
+	[NK_TLS_KEY] = { "tls_key", CF_STR, .reload = RELOAD_ENGINE,
+	    .sdef = "", .conv = conv_any, .what = "a path" },
+};
+
+static const char *engine_names[] = {
+	[ENGINE_MESH] = "mesh",
+	[ENGINE_NATS] = "nats"
 };
 
 static const char *fsync_names[] = {
@@ -205,6 +282,60 @@ fsync_policy_name(enum fsync_policy p)
 	if ((size_t)p >= sizeof(fsync_names) / sizeof(fsync_names[0]))
 		return ("?");
 	return (fsync_names[p]);
+}
+
+static int
+conv_engine(const char *s)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(engine_names) / sizeof(engine_names[0]); i++)
+		if (strcmp(s, engine_names[i]) == 0)
+			return ((int)i);
+	return (-1);
+}
+
+const char *
+config_engine_name(enum nt_engine e)
+{
+	if ((size_t)e >= sizeof(engine_names) / sizeof(engine_names[0]))
+		return ("?");
+	return (engine_names[e]);
+}
+
+static const char *
+engine_name(int e)
+{
+	return (config_engine_name((enum nt_engine)e));
+}
+
+/*
+ * What libnats takes as a server: nats:// or tls://, a host (optionally
+ * with user:password@) and an optional port.  Commas would split the
+ * URL in two inside libnats, blanks are always a typo.
+ */
+static int
+conv_url(const char *s)
+{
+	const char	*host, *port, *p;
+	char		*end;
+	long		 n;
+
+	if (strncmp(s, "nats://", 7) == 0)
+		host = s + 7;
+	else if (strncmp(s, "tls://", 6) == 0)
+		host = s + 6;
+	else
+		return (-1);
+	if ((p = strrchr(host, '@')) != NULL)
+		host = p + 1;
+	if (*host == '\0' || *host == ':' || strpbrk(host, " \t,/") != NULL)
+		return (-1);
+	if ((port = strrchr(host, ':')) == NULL || strchr(host, ']') > port)
+		return (0);
+	n = strtol(port + 1, &end, 10);
+	return (port[1] >= '0' && port[1] <= '9' && *end == '\0' && n >= 1 &&
+	    n <= 65535 ? 0 : -1);
 }
 
 /* conv_name wants an int; the public name takes the enum. */
@@ -384,6 +515,58 @@ parse_list(struct cf_ctx *ctx, const struct cf_key *k,
 	return (0);
 }
 
+/* A list or array of strings, each checked with conv; fill_strv() copies. */
+static int
+parse_strv(struct cf_ctx *ctx, const struct cf_key *k,
+    const config_setting_t *s, struct cf_val *v)
+{
+	const config_setting_t	*e;
+	char			*q;
+	int			 i, n, bad = 0;
+
+	if (!config_setting_is_aggregate(s) || config_setting_is_group(s)) {
+		cf_err(ctx, s, "'%s' must be a list of strings: [ \"...\", "
+		    "... ]", k->name);
+		return (-1);
+	}
+	if ((n = config_setting_length(s)) == 0) {
+		cf_err(ctx, s, "'%s' must have at least one entry", k->name);
+		return (-1);
+	}
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_elem(s, i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+			cf_err(ctx, e, "each entry of '%s' must be a string",
+			    k->name);
+			bad = 1;
+		} else if (k->conv(config_setting_get_string(e)) == -1) {
+			q = cf_quote(config_setting_get_string(e));
+			cf_err(ctx, e, "each entry of '%s' must be %s, not %s",
+			    k->name, k->what, q);
+			free(q);
+			bad = 1;
+		}
+	}
+	if (bad)
+		return (-1);
+	v->ok = 1;
+	return (0);
+}
+
+/* Only the group's shape: parse_nats() reads its keys. */
+static int
+parse_grp(struct cf_ctx *ctx, const struct cf_key *k,
+    const config_setting_t *s, struct cf_val *v)
+{
+	if (!config_setting_is_group(s)) {
+		cf_err(ctx, s, "'%s' must be a group: { key = value; ... }",
+		    k->name);
+		return (-1);
+	}
+	v->ok = 1;
+	return (0);
+}
+
 /* Check setting s against key k and keep it in *v; 0 when good. */
 static int
 parse_value(struct cf_ctx *ctx, const struct cf_key *k,
@@ -399,6 +582,10 @@ parse_value(struct cf_ctx *ctx, const struct cf_key *k,
 		return (parse_str(ctx, k, s, v));
 	case CF_NODES:
 		return (parse_list(ctx, k, s, v));
+	case CF_STRV:
+		return (parse_strv(ctx, k, s, v));
+	case CF_GROUP:
+		return (parse_grp(ctx, k, s, v));
 	case CF_INHERIT:
 		/* An override is checked like the key it overrides. */
 		return (parse_value(ctx, &top_keys[k->inherit], s, v));
@@ -430,7 +617,8 @@ apply_defaults(struct cf_ctx *ctx, const config_setting_t *g,
 
 	for (i = 0; i < nkeys; i++) {
 		k = &keys[i];
-		if (vals[i].src != NULL || k->type == CF_INHERIT)
+		if (vals[i].src != NULL || k->type == CF_INHERIT ||
+		    k->type == CF_GROUP)
 			continue;
 		if (k->flags & CF_REQUIRED) {
 			cf_err(ctx, g, "missing required key '%s'", k->name);
@@ -555,8 +743,122 @@ parse_nodes(struct cf_ctx *ctx, const config_setting_t *list,
 			    config_setting_source_line(dup));
 			continue;
 		}
+		if (top[K_ENGINE].ok && top[K_ENGINE].i == ENGINE_NATS &&
+		    v[N_SEED].src != NULL && v[N_SEED].ok && v[N_SEED].i)
+			cf_err(ctx, v[N_SEED].src, "'seed' is a mesh feature: "
+			    "with engine = \"nats\" no node dials another, and "
+			    "a Python prototype node cannot read the stream");
 		node_fill(&c->nodes[c->nnodes++], v, top);
 	}
+}
+
+static char **
+fill_strv(const struct cf_val *v, size_t *n)
+{
+	const config_setting_t	*s = v->src;
+	char			**sv;
+	int			 i;
+
+	*n = 0;
+	if (s == NULL || !v->ok)
+		return (NULL);
+	sv = xcalloc((size_t)config_setting_length(s), sizeof(*sv));
+	for (i = 0; i < config_setting_length(s); i++)
+		sv[(*n)++] = xstrdup(config_setting_get_string(
+		    config_setting_get_elem(s, i)));
+	return (sv);
+}
+
+static void
+fill_nats(struct nt_nats *n, const struct cf_val *v)
+{
+	n->servers = fill_strv(&v[NK_SERVERS], &n->nservers);
+	n->stream = val_strdup(&v[NK_STREAM]);
+	xasprintf(&n->subject, "nodetalk.%s", n->stream);
+	n->replicas = (int)v[NK_REPLICAS].i;
+	n->duplicate_window_ms = (int)v[NK_DUPWIN].i;
+	n->timeout_ms = (int)v[NK_TIMEOUT].i;
+	n->connect_timeout_ms = (int)v[NK_CONNECT_TIMEOUT].i;
+	n->token = val_strdup(&v[NK_TOKEN]);
+	n->user = val_strdup(&v[NK_USER]);
+	n->password = val_strdup(&v[NK_PASSWORD]);
+	n->creds = val_strdup(&v[NK_CREDS]);
+	n->tls_ca = val_strdup(&v[NK_TLS_CA]);
+	n->tls_cert = val_strdup(&v[NK_TLS_CERT]);
+	n->tls_key = val_strdup(&v[NK_TLS_KEY]);
+}
+
+/* Where to report a nats key: its own line, else the group's. */
+static const config_setting_t *
+nats_at(const struct cf_val *v, int k, const config_setting_t *g)
+{
+	return (v[k].src != NULL ? v[k].src : g);
+}
+
+/* One way to log in, and a certificate with its key. */
+static void
+check_nats_auth(struct cf_ctx *ctx, const struct cf_val *v,
+    const config_setting_t *g)
+{
+	int	 tok, usr, pw, cr;
+
+	tok = v[NK_TOKEN].ok && *v[NK_TOKEN].s != '\0';
+	usr = v[NK_USER].ok && *v[NK_USER].s != '\0';
+	pw = v[NK_PASSWORD].ok && *v[NK_PASSWORD].s != '\0';
+	cr = v[NK_CREDS].ok && *v[NK_CREDS].s != '\0';
+	if (usr != pw)
+		cf_err(ctx, nats_at(v, usr ? NK_USER : NK_PASSWORD, g),
+		    "'user' and 'password' go together");
+	if (tok + usr + cr > 1)
+		cf_err(ctx, nats_at(v, tok ? NK_TOKEN : NK_USER, g),
+		    "give one of 'token', 'user' and 'password', or 'creds'");
+	if ((v[NK_TLS_CERT].ok && *v[NK_TLS_CERT].s != '\0') !=
+	    (v[NK_TLS_KEY].ok && *v[NK_TLS_KEY].s != '\0'))
+		cf_err(ctx, nats_at(v, v[NK_TLS_CERT].src != NULL ?
+		    NK_TLS_CERT : NK_TLS_KEY, g),
+		    "'tls_cert' and 'tls_key' go together");
+}
+
+/*
+ * The nats group.  Without engine = "nats" it is checked as written but
+ * not required; with it, it must name the servers, and its stream (the
+ * origin of every message) must not look like one of the nodes.
+ */
+static void
+parse_nats(struct cf_ctx *ctx, const config_setting_t *root,
+    const struct cf_val *top, struct nt_config *c)
+{
+	const config_setting_t	*g = top[K_NATS].ok ? top[K_NATS].src : NULL;
+	struct cf_val		 v[NK_N];
+	int			 nats, i;
+
+	nats = top[K_ENGINE].ok && top[K_ENGINE].i == ENGINE_NATS;
+	memset(v, 0, sizeof(v));
+	if (g != NULL) {
+		parse_group(ctx, g, nats_keys, NK_N, v);
+		check_nats_auth(ctx, v, g);
+	} else {
+		for (i = 0; i < NK_N; i++) {
+			v[i].s = nats_keys[i].sdef;
+			v[i].i = nats_keys[i].idef;
+			v[i].ok = !(nats_keys[i].flags & CF_REQUIRED);
+		}
+		if (nats && top[K_NATS].src == NULL)
+			cf_err(ctx, top[K_ENGINE].src, "engine = \"nats\" "
+			    "needs a 'nats' group: nats = { servers = "
+			    "[ \"nats://...\" ]; };");
+	}
+	fill_nats(&c->nats, v);
+#ifndef HAVE_NATS
+	if (nats)
+		cf_err(ctx, top[K_ENGINE].src, "this nodetalkd was built "
+		    "without the NATS engine (configure found no libnats; "
+		    "install libnats-dev and rebuild)");
+#endif
+	if (nats && v[NK_STREAM].ok && config_node(c, c->nats.stream) != NULL)
+		cf_err(ctx, nats_at(v, NK_STREAM, g != NULL ? g : root),
+		    "'stream' must not be a node id: \"%s\" is the origin "
+		    "of every message in the stream", c->nats.stream);
 }
 
 static void
@@ -568,12 +870,21 @@ fill_top(struct nt_config *c, const struct cf_val *v)
 	c->max_clients = (int)v[K_MAX_CLIENTS].i;
 	c->max_message_bytes = (int)v[K_MAX_MESSAGE].i;
 	c->max_frame_bytes = (int)v[K_MAX_FRAME].i;
+	c->max_clients_per_address = (int)v[K_MAX_PER_ADDRESS].i;
+	c->max_client_backlog_bytes = (int)v[K_MAX_CLIENT_BACKLOG].i;
+	c->max_peer_backlog_bytes = (int)v[K_MAX_PEER_BACKLOG].i;
+	c->http_timeout_ms = (int)v[K_HTTP_TIMEOUT].i;
+	c->join_timeout_ms = (int)v[K_JOIN_TIMEOUT].i;
+	c->ping_interval_ms = (int)v[K_PING_INTERVAL].i;
+	c->peer_ping_interval_ms = (int)v[K_PEER_PING_INTERVAL].i;
+	c->ping_timeout_ms = (int)v[K_PING_TIMEOUT].i;
 	c->worker_backlog_bytes = (int)v[K_WORKER_BACKLOG].i;
 	c->join_history = (int)v[K_JOIN_HISTORY].i;
 	c->www_dir = xstrdup(v[K_WWW_DIR].s);
 	c->log_file = xstrdup(v[K_LOG_FILE].s);
 	c->user = xstrdup(v[K_USER].s);
 	c->secret = xstrdup(v[K_SECRET].s);
+	c->engine = (enum nt_engine)v[K_ENGINE].i;
 }
 
 static void
@@ -679,6 +990,7 @@ cf_parse(struct cf_ctx *ctx, const config_t *lc, struct nt_config *c,
 	fill_top(c, top);
 	if (top[K_NODES].ok)
 		parse_nodes(ctx, top[K_NODES].src, top, c);
+	parse_nats(ctx, root, top, c);
 	check_limits(ctx, root, top);
 	if (port_env != NULL)
 		apply_port_env(ctx, c, port_env);
@@ -743,6 +1055,25 @@ config_load(const char *path, const char *node_id, const char *port_env,
 	return (c);
 }
 
+static void
+nats_free(struct nt_nats *n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n->nservers; i++)
+		free(n->servers[i]);
+	free(n->servers);
+	free(n->stream);
+	free(n->subject);
+	free(n->token);
+	free(n->user);
+	free(n->password);
+	free(n->creds);
+	free(n->tls_ca);
+	free(n->tls_cert);
+	free(n->tls_key);
+}
+
 void
 config_free(struct nt_config *c)
 {
@@ -750,6 +1081,7 @@ config_free(struct nt_config *c)
 
 	if (c == NULL)
 		return;
+	nats_free(&c->nats);
 	for (i = 0; i < c->nnodes; i++) {
 		free(c->nodes[i].id);
 		free(c->nodes[i].host);
@@ -812,6 +1144,34 @@ config_nodes_equal(const struct nt_config *a, const struct nt_config *b)
 	return (1);
 }
 
+static int
+str_eq(const char *a, const char *b)
+{
+	return (strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0);
+}
+
+/* Whether the nats worker would run the same with b as with a. */
+int
+config_nats_equal(const struct nt_nats *a, const struct nt_nats *b)
+{
+	size_t	 i;
+
+	if (a->nservers != b->nservers)
+		return (0);
+	for (i = 0; i < a->nservers; i++)
+		if (strcmp(a->servers[i], b->servers[i]) != 0)
+			return (0);
+	return (str_eq(a->stream, b->stream) &&
+	    a->replicas == b->replicas &&
+	    a->duplicate_window_ms == b->duplicate_window_ms &&
+	    a->timeout_ms == b->timeout_ms &&
+	    a->connect_timeout_ms == b->connect_timeout_ms &&
+	    str_eq(a->token, b->token) && str_eq(a->user, b->user) &&
+	    str_eq(a->password, b->password) && str_eq(a->creds, b->creds) &&
+	    str_eq(a->tls_ca, b->tls_ca) && str_eq(a->tls_cert, b->tls_cert) &&
+	    str_eq(a->tls_key, b->tls_key));
+}
+
 /*
  * The value config_print() shows for a top-level key: the inverse of
  * fill_top().  port, listen and data_dir are per node once resolved;
@@ -854,6 +1214,30 @@ top_value(const struct nt_config *c, int k)
 	case K_MAX_FRAME:
 		v.i = c->max_frame_bytes;
 		break;
+	case K_MAX_PER_ADDRESS:
+		v.i = c->max_clients_per_address;
+		break;
+	case K_MAX_CLIENT_BACKLOG:
+		v.i = c->max_client_backlog_bytes;
+		break;
+	case K_MAX_PEER_BACKLOG:
+		v.i = c->max_peer_backlog_bytes;
+		break;
+	case K_HTTP_TIMEOUT:
+		v.i = c->http_timeout_ms;
+		break;
+	case K_JOIN_TIMEOUT:
+		v.i = c->join_timeout_ms;
+		break;
+	case K_PING_INTERVAL:
+		v.i = c->ping_interval_ms;
+		break;
+	case K_PEER_PING_INTERVAL:
+		v.i = c->peer_ping_interval_ms;
+		break;
+	case K_PING_TIMEOUT:
+		v.i = c->ping_timeout_ms;
+		break;
 	case K_WORKER_BACKLOG:
 		v.i = c->worker_backlog_bytes;
 		break;
@@ -871,6 +1255,57 @@ top_value(const struct nt_config *c, int k)
 		break;
 	case K_SECRET:
 		v.s = c->secret;
+		break;
+	case K_ENGINE:
+		v.i = c->engine;
+		break;
+	}
+	return (v);
+}
+
+/* The inverse of fill_nats(). */
+static struct cf_val
+nats_value(const struct nt_nats *n, int k)
+{
+	struct cf_val	 v;
+
+	memset(&v, 0, sizeof(v));
+	switch (k) {
+	case NK_STREAM:
+		v.s = n->stream;
+		break;
+	case NK_REPLICAS:
+		v.i = n->replicas;
+		break;
+	case NK_DUPWIN:
+		v.i = n->duplicate_window_ms;
+		break;
+	case NK_TIMEOUT:
+		v.i = n->timeout_ms;
+		break;
+	case NK_CONNECT_TIMEOUT:
+		v.i = n->connect_timeout_ms;
+		break;
+	case NK_TOKEN:
+		v.s = n->token;
+		break;
+	case NK_USER:
+		v.s = n->user;
+		break;
+	case NK_PASSWORD:
+		v.s = n->password;
+		break;
+	case NK_CREDS:
+		v.s = n->creds;
+		break;
+	case NK_TLS_CA:
+		v.s = n->tls_ca;
+		break;
+	case NK_TLS_CERT:
+		v.s = n->tls_cert;
+		break;
+	case NK_TLS_KEY:
+		v.s = n->tls_key;
 		break;
 	}
 	return (v);
@@ -930,6 +1365,8 @@ print_setting(FILE *fp, const struct cf_key *k, const struct cf_val *v)
 		break;
 	case CF_NODES:
 	case CF_INHERIT:
+	case CF_STRV:
+	case CF_GROUP:
 		break;
 	}
 	return (n);
@@ -943,6 +1380,8 @@ reload_note(enum cf_reload r)
 		break;
 	case RELOAD_WS:
 		return ("a change restarts the ws worker");
+	case RELOAD_ENGINE:
+		return ("a change restarts the nats worker");
 	case RELOAD_NO:
 		return ("a change needs a restart of nodetalkd");
 	}
@@ -964,6 +1403,46 @@ print_top(FILE *fp, const struct nt_config *c, int k)
 }
 
 static void
+print_servers(FILE *fp, const struct nt_nats *n)
+{
+	char	*q;
+	size_t	 i;
+
+	fprintf(fp, "  %s = [", nats_keys[NK_SERVERS].name);
+	for (i = 0; i < n->nservers; i++) {
+		q = cf_quote(n->servers[i]);
+		fprintf(fp, "%s %s", i > 0 ? "," : "", q);
+		free(q);
+	}
+	fputs(" ];\n", fp);
+}
+
+/* Only with engine = "nats": the mesh has no use for the group. */
+static void
+print_nats(FILE *fp, const struct nt_config *c)
+{
+	struct cf_val	 v;
+	const char	*note;
+	int		 k, n;
+
+	if (c->engine != ENGINE_NATS)
+		return;
+	fprintf(fp, "\n# with engine = \"nats\", a reload restarts the nats "
+	    "worker when these change\n%s = {\n", top_keys[K_NATS].name);
+	print_servers(fp, &c->nats);
+	for (k = NK_SERVERS + 1; k < NK_N; k++) {
+		v = nats_value(&c->nats, k);
+		n = fprintf(fp, "  ");
+		n += print_setting(fp, &nats_keys[k], &v);
+		if (nats_keys[k].reload == RELOAD_NO &&
+		    (note = reload_note(RELOAD_NO)) != NULL)
+			fprintf(fp, "%*s# %s", n < 40 ? 40 - n : 1, "", note);
+		fputc('\n', fp);
+	}
+	fputs("};\n", fp);
+}
+
+static void
 print_nodes(FILE *fp, const struct nt_config *c)
 {
 	struct cf_val	 v;
@@ -971,8 +1450,9 @@ print_nodes(FILE *fp, const struct nt_config *c)
 	size_t		 i;
 	int		 k;
 
-	fprintf(fp, "\n# a reload adds and removes peers; in this node's "
-	    "own entry:\n");
+	fprintf(fp, "\n# %s; in this node's own entry:\n",
+	    c->engine == ENGINE_MESH ? "a reload adds and removes peers" :
+	    "the gateways, for operators and nt-status");
 	for (k = 0; k < N_NKEYS; k++)
 		if ((note = reload_note(node_keys[k].reload)) != NULL)
 			fprintf(fp, "#   %s: %s\n", node_keys[k].name, note);
@@ -1004,6 +1484,9 @@ config_print(FILE *fp, const struct nt_config *c)
 	    "$NT_PORT applied).  port, listen\n# and data_dir at the top "
 	    "are this node's.\n", c->node_id);
 	for (k = 0; k < K_NODES; k++)
-		print_top(fp, c, k);
+		if (k == K_NATS)
+			print_nats(fp, c);
+		else
+			print_top(fp, c, k);
 	print_nodes(fp, c);
 }

@@ -2,8 +2,13 @@
  * log.c: one logger for every process.  Info lines read exactly like the
  * seed's ("[A] Sent hello to B"), because operators grep for them; warnings,
  * errors and debug lines add the process name so a line from a worker is
- * told apart from one of the master's.
+ * told apart from one of the master's.  On systemd's journal each line
+ * starts with its syslog priority ("<3>"), which journald turns into the
+ * entry's PRIORITY: journalctl -p err finds the fatal lines.
  */
+#include <sys/types.h>
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,8 +19,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "nodetalk.h"
 #include "log.h"
+
+/*
+ * At most this much waits for the end of a loop turn, and goes out in one
+ * write(2): never more than PIPE_BUF, so that a batch on a pipe shared by
+ * the three processes is not interleaved with another's.
+ */
+#define LOG_BATCH	4096
 
 static char	 log_node[64];
 static char	 log_proc[32] = "nodetalkd";
@@ -23,15 +37,23 @@ static int	 log_level = LOG_LVL_INFO;
 static int	 log_fd = STDERR_FILENO;
 static int	 log_to_syslog;
 static int	 log_stamp;		/* a file: lines carry the time */
+static int	 log_prio;		/* stderr is the journal: "<N>" */
 static char	 log_target[4096];	/* what log_open() was given */
+static char	 log_batch[LOG_BATCH];	/* info and debug lines, waiting */
+static size_t	 log_batchlen;
+static struct event *log_flush_ev;	/* NULL: every line at once */
+static int	 log_flush_armed;
 
 static const char *const log_names[] = { "error", "warn", "info", "debug" };
+
+static int	log_on_journal(void);
 
 void
 log_init(const char *node_id, const char *procname)
 {
 	log_setnode(node_id);
 	log_setproc(procname);
+	log_prio = log_on_journal();
 }
 
 void
@@ -81,6 +103,25 @@ log_level_name(int level)
 }
 
 /*
+ * systemd sets JOURNAL_STREAM to the device and inode of the stream it
+ * connected to stderr; when stderr is still that stream, the journal reads
+ * our lines (sd-daemon(3)'s "<N>" prefixes apply).
+ */
+static int
+log_on_journal(void)
+{
+	const char		*js = getenv("JOURNAL_STREAM");
+	struct stat		 st;
+	unsigned long long	 dev, ino;
+
+	if (js == NULL || sscanf(js, "%llu:%llu", &dev, &ino) != 2 ||
+	    fstat(STDERR_FILENO, &st) == -1)
+		return (0);
+	return ((unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino);
+}
+
+/*
  * Where lines go: "" stderr, "syslog", or a file opened for appending
  * (again on SIGUSR1, after logrotate moved it).  On failure the old target
  * stays and *cause says why.
@@ -93,6 +134,7 @@ log_open(const char *target_arg, char **cause)
 
 	/* target_arg may be log_current() itself, which is rewritten below. */
 	snprintf(target, sizeof(target), "%s", target_arg);
+	log_flush();
 	if (target[0] != '\0' && strcmp(target, "syslog") != 0) {
 		fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
 		    0640);
@@ -109,6 +151,7 @@ log_open(const char *target_arg, char **cause)
 		closelog();
 	log_fd = fd;
 	log_stamp = fd != STDERR_FILENO;
+	log_prio = fd == STDERR_FILENO && log_on_journal();
 	log_to_syslog = strcmp(target, "syslog") == 0;
 	if (log_to_syslog)
 		openlog("nodetalkd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
@@ -126,7 +169,71 @@ log_forget(void)
 {
 	log_fd = STDERR_FILENO;
 	log_to_syslog = 0;
+	/* The parent writes what it had waiting; its event is not ours. */
+	log_batchlen = 0;
+	log_flush_ev = NULL;
+	log_flush_armed = 0;
 }
+
+/* Write the lines that wait, in one write(2). */
+void
+log_flush(void)
+{
+	if (log_batchlen > 0)
+		(void)!write(log_fd, log_batch, log_batchlen);
+	log_batchlen = 0;
+}
+
+static void
+log_flush_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	log_flush_armed = 0;
+	log_flush();
+}
+
+/*
+ * From now on, info and debug lines wait for the end of the loop turn of
+ * base and go out together: a node logs a line per chat it stores, and a
+ * write(2) per line was a good part of its work.  Warnings and errors (and
+ * everything when base is NULL) still go out at once, after what waits.
+ */
+void
+log_batch_on(struct event_base *base)
+{
+	static int	 registered;
+
+	log_flush();
+	log_flush_armed = 0;
+	if (base == NULL) {
+		log_flush_ev = NULL;
+		return;
+	}
+	if ((log_flush_ev = evtimer_new(base, log_flush_cb, NULL)) == NULL)
+		fatalx("evtimer_new");
+	if (!registered && atexit(log_flush) == 0)
+		registered = 1;
+}
+
+/* Keep line for the end of the turn; 0, or -1 when it must go at once. */
+static int
+log_batch_add(const char *line, size_t len)
+{
+	struct timeval	 now = { 0, 0 };
+
+	if (log_flush_ev == NULL || len > LOG_BATCH)
+		return (-1);
+	if (log_batchlen + len > LOG_BATCH)
+		log_flush();
+	memcpy(log_batch + log_batchlen, line, len);
+	log_batchlen += len;
+	/* A timer due now runs after the events of this turn. */
+	if (!log_flush_armed) {
+		evtimer_add(log_flush_ev, &now);
+		log_flush_armed = 1;
+	}
+	return (0);
+}
+
 
 /* Open the same target again: SIGUSR1, or a freshly forked worker. */
 int
@@ -166,18 +273,22 @@ log_timestamp(char *buf, size_t len)
 }
 
 /*
- * One write(2) per line, so lines from the three processes sharing stderr
- * never interleave mid-line.
+ * Whole lines in each write(2), so lines from the three processes sharing
+ * stderr never interleave mid-line: one line, or a batch (log_batch_on).
  */
 static void
 log_emit(int level, const char *tag, const char *fmt, va_list ap, int err)
 {
+	static const int prio[] = { 3, 4, 6, 7 };	/* LOG_ERR... */
 	char	 line[4096];
 	int	 n, len;
 
 	if (level > log_level)
 		return;
 	len = log_stamp ? log_timestamp(line, sizeof(line)) : 0;
+	if (log_prio && !log_to_syslog)
+		len += snprintf(line + len, sizeof(line) - len, "<%d>",
+		    prio[level]);
 	if (level == LOG_LVL_INFO)
 		len += snprintf(line + len, sizeof(line) - len, "%s", log_node);
 	else
@@ -199,7 +310,47 @@ log_emit(int level, const char *tag, const char *fmt, va_list ap, int err)
 		return;
 	}
 	line[len++] = '\n';
+	if (level >= LOG_LVL_INFO && log_batch_add(line, len) == 0)
+		return;
+	log_flush();
 	(void)!write(log_fd, line, len);
+}
+
+static void __attribute__((format(printf, 3, 4)))
+log_emit_str(int level, const char *tag, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_emit(level, tag, fmt, ap, 0);
+	va_end(ap);
+}
+
+/*
+ * A message for whoever started us, on stderr as it is: no node or
+ * process name, but the journal's priority when stderr is the journal.
+ * Each line of it is one line of output.
+ */
+void
+log_stderr(int level, const char *fmt, ...)
+{
+	static const int prio[] = { 3, 4, 6, 7 };
+	va_list	 ap;
+	char	*msg, *line, *save = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		msg = NULL;
+	va_end(ap);
+	if (msg == NULL)
+		return;
+	for (line = strtok_r(msg, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (log_prio)
+			fprintf(stderr, "<%d>", prio[level]);
+		fprintf(stderr, "%s\n", line);
+	}
+	free(msg);
 }
 
 void
@@ -246,6 +397,90 @@ log_debug(const char *fmt, ...)
 
 	va_start(ap, fmt);
 	log_emit(LOG_LVL_DEBUG, "debug: ", fmt, ap, 0);
+	va_end(ap);
+	errno = saved;
+}
+
+/*
+ * Rate limiting, by ratelimit_pass() (msg.c), with a small table of
+ * causes: the least recently logged one makes room for a new cause.
+ * Causes are few (one per call site and reason), so an entry is only ever
+ * reused after it went quiet.
+ */
+#define LOG_LIMIT_CAUSES	32
+
+static struct log_cause {
+	const void	*cause;
+	struct ratelimit rl;
+} log_causes[LOG_LIMIT_CAUSES];
+
+static struct log_cause *
+log_cause_find(const void *cause)
+{
+	struct log_cause	*lc, *oldest = &log_causes[0];
+	size_t			 i;
+
+	for (i = 0; i < LOG_LIMIT_CAUSES; i++) {
+		lc = &log_causes[i];
+		if (lc->cause == cause)
+			return (lc);
+		if (lc->rl.last_ms < oldest->rl.last_ms)
+			oldest = lc;
+	}
+	memset(oldest, 0, sizeof(*oldest));
+	oldest->cause = cause;
+	return (oldest);
+}
+
+static void
+log_limited(int level, const char *tag, const void *cause, int err,
+    const char *fmt, va_list ap)
+{
+	char	 msg[2048], note[RATELIMIT_NOTE];
+
+	if (level > log_level ||
+	    !ratelimit_pass(&log_cause_find(cause)->rl, mono_us() / 1000,
+	    note, sizeof(note)))
+		return;
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (err != 0)
+		log_emit_str(level, tag, "%s: %s%s", msg, strerror(err), note);
+	else
+		log_emit_str(level, tag, "%s%s", msg, note);
+}
+
+void
+log_limit_warn(const void *cause, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 saved = errno;
+
+	va_start(ap, fmt);
+	log_limited(LOG_LVL_WARN, "", cause, saved, fmt, ap);
+	va_end(ap);
+	errno = saved;
+}
+
+void
+log_limit_warnx(const void *cause, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 saved = errno;
+
+	va_start(ap, fmt);
+	log_limited(LOG_LVL_WARN, "", cause, 0, fmt, ap);
+	va_end(ap);
+	errno = saved;
+}
+
+void
+log_limit_info(const void *cause, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 saved = errno;
+
+	va_start(ap, fmt);
+	log_limited(LOG_LVL_INFO, "", cause, 0, fmt, ap);
 	va_end(ap);
 	errno = saved;
 }

@@ -15,7 +15,11 @@ enum log_level {
 	LOG_LVL_DEBUG
 };
 
+struct event_base;
+
 void	log_init(const char *node_id, const char *procname);
+void	log_batch_on(struct event_base *);
+void	log_flush(void);
 int	log_open(const char *target, char **cause);
 int	log_reopen(char **cause);
 void	log_forget(void);
@@ -26,10 +30,24 @@ void	log_setlevel(int);
 int	log_getlevel(void);
 int	log_level_parse(const char *);
 const char *log_level_name(int);
+void	log_stderr(int, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * Rate-limited lines, for what a peer or a client can cause at will: at
+ * most one line per cause every RATELIMIT_MS (ratelimit_pass(), msg.c),
+ * and the next line of that cause says how many were held back.  cause
+ * is any pointer that names the reason, typically a string constant.
+ */
+void	log_limit_warn(const void *cause, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	log_limit_warnx(const void *cause, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	log_limit_info(const void *cause, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
 void	fatal(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 void	fatalx(const char *, ...)

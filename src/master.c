@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "nodetalkd.h"
 #include "channel.h"
 #include "config.h"
+#include "engine.h"
 #include "log.h"
 #include "status.h"
 #include "store.h"
@@ -43,6 +45,14 @@ static void	worker_quit(struct worker *);
 static void	master_frame(struct chan *, int, const msgpack_object *, void *);
 static void	master_chan_lost(struct chan *, const char *, void *);
 static void	relisten(void);
+
+/* The engines this nodetalkd was built with (engine = in the config). */
+static const struct engine *const engines[] = {
+	&engine_mesh,
+#ifdef HAVE_NATS
+	&engine_nats,
+#endif
+};
 
 static const char	*pidfile_path;
 static pid_t		 pidfile_owner;
@@ -98,14 +108,19 @@ static void __attribute__((noreturn))
 usage(int status)
 {
 	fprintf(status == 0 ? stdout : stderr,
-	    "usage: nodetalkd [-dtvV] [-c file] [-n node-id] [-p pidfile]\n"
+	    "usage: nodetalkd [-dhtvV] [-c file] [-n node-id] [-p pidfile]\n"
+	    "       nodetalkd -s reload [-p pidfile]\n"
 	    "  -c, --config FILE    configuration (default %s)\n"
 	    "  -n, --node-id ID     this node's entry (default: node_id)\n"
 	    "  -d, --daemon         detach; log to syslog unless log_file\n"
 	    "  -t, --test           check the configuration and exit\n"
 	    "  -p, --pidfile FILE   write and lock a pid file\n"
+	    "  -s, --signal reload  reload the running nodetalkd (-p, or "
+	    "systemd's\n"
+	    "                       MAINPID) and wait: exit 1 if refused\n"
 	    "  -v, --verbose        debug logging; with -t print the config\n"
-	    "  -V, --version        print the version\n", NT_DEFAULT_CONF);
+	    "  -V, --version        print the version\n"
+	    "  -h, --help           print this help\n", NT_DEFAULT_CONF);
 	exit(status);
 }
 
@@ -114,7 +129,7 @@ usage(int status)
 static void
 send_peers(void)
 {
-	const char	**ids, **seeds;
+	const char	**ids, **seeds, **hosts;
 	size_t		  i, ni = 0, ns = 0;
 	struct chan_frame f;
 
@@ -122,37 +137,86 @@ send_peers(void)
 		return;
 	ids = xcalloc(M.conf->nnodes, sizeof(*ids));
 	seeds = xcalloc(M.conf->nnodes, sizeof(*seeds));
+	hosts = xcalloc(M.conf->nnodes, sizeof(*hosts));
 	for (i = 0; i < M.conf->nnodes; i++) {
-		if (&M.conf->nodes[i] == M.conf->self)
+		if (&M.conf->nodes[i] == M.conf->self || !M.engine->peers)
 			continue;
+		hosts[ni] = M.conf->nodes[i].host;
 		ids[ni++] = M.conf->nodes[i].id;
 		if (M.conf->nodes[i].seed)
 			seeds[ns++] = M.conf->nodes[i].id;
 	}
-	frame_begin(&f, CH_PEERS, 2);
+	frame_begin(&f, CH_PEERS, 3);
 	frame_strv(&f, "ids", ids, ni);
 	frame_strv(&f, "seeds", seeds, ns);
+	frame_strv(&f, "hosts", hosts, ni);
 	chan_send(M.ws.ch, &f);
 	free(ids);
 	free(seeds);
+	free(hosts);
 }
 
-/* The limits and the page's directory, which the ws worker applies. */
-static void
-send_settings(void)
+/*
+ * What the pages show of the cluster: sent to the ws worker when it
+ * starts, when a link to a peer goes up or down, and after a reload.
+ */
+void
+send_cluster(void)
 {
+	struct status_ctx	 c;
+	struct peer_view	*pv;
+	struct chan_frame	 f;
+	char			*json;
+	size_t			 i;
+
+	if (M.ws.ch == NULL || !M.ws.hello)
+		return;
+	pv = xcalloc(M.npeers, sizeof(*pv));
+	for (i = 0; i < M.npeers; i++)
+		pv[i] = M.peers[i].view;	/* shallow: read only */
+	memset(&c, 0, sizeof(c));
+	c.conf = M.conf;
+	c.peers = pv;
+	c.npeers = M.npeers;
+	json = status_cluster(&c);
+	frame_begin(&f, CH_CLUSTER, 1);
+	frame_str(&f, "json", json);
+	chan_send(M.ws.ch, &f);
+	free(json);
+	free(pv);
+}
+
+/*
+ * The limits, timeouts, the page's directory and the secret, which the
+ * workers apply (each takes what concerns it).
+ */
+static void
+send_settings(struct worker *w)
+{
+	const struct nt_config	*c = M.conf;
 	struct chan_frame	 f;
 
-	if (M.ws.ch == NULL)
+	if (w->ch == NULL)
 		return;
-	frame_begin(&f, CH_SETTINGS, 5);
-	frame_u64(&f, "max_clients", (uint64_t)M.conf->max_clients);
-	frame_u64(&f, "max_message_bytes",
-	    (uint64_t)M.conf->max_message_bytes);
-	frame_u64(&f, "max_frame_bytes", (uint64_t)M.conf->max_frame_bytes);
-	frame_str(&f, "www_dir", M.conf->www_dir);
-	frame_str(&f, "secret", M.conf->secret);
-	chan_send(M.ws.ch, &f);
+	frame_begin(&f, CH_SETTINGS, 13);
+	frame_u64(&f, "max_clients", (uint64_t)c->max_clients);
+	frame_u64(&f, "max_message_bytes", (uint64_t)c->max_message_bytes);
+	frame_u64(&f, "max_frame_bytes", (uint64_t)c->max_frame_bytes);
+	frame_u64(&f, "max_clients_per_address",
+	    (uint64_t)c->max_clients_per_address);
+	frame_u64(&f, "max_client_backlog_bytes",
+	    (uint64_t)c->max_client_backlog_bytes);
+	frame_u64(&f, "max_peer_backlog_bytes",
+	    (uint64_t)c->max_peer_backlog_bytes);
+	frame_u64(&f, "http_timeout_ms", (uint64_t)c->http_timeout_ms);
+	frame_u64(&f, "join_timeout_ms", (uint64_t)c->join_timeout_ms);
+	frame_u64(&f, "ping_interval_ms", (uint64_t)c->ping_interval_ms);
+	frame_u64(&f, "peer_ping_interval_ms",
+	    (uint64_t)c->peer_ping_interval_ms);
+	frame_u64(&f, "ping_timeout_ms", (uint64_t)c->ping_timeout_ms);
+	frame_str(&f, "www_dir", c->www_dir);
+	frame_str(&f, "secret", c->secret);
+	chan_send(w->ch, &f);
 }
 
 static void
@@ -179,7 +243,7 @@ master_reopen_log(const char *target)
 		return (-1);
 	}
 	send_reopen(&M.ws);
-	send_reopen(&M.peer);
+	send_reopen(&M.peer);	/* the engine's worker */
 	return (0);
 }
 
@@ -212,27 +276,33 @@ on_status(const msgpack_object *o)
 {
 	struct status_ctx	 c;
 	struct worker_view	 wv[2];
-	struct peer_view	*pv;
 	struct chan_frame	 f;
-	const char		**waiting;
+	struct nt_have		 errors;
 	char			*what, *body;
 	uint64_t		 req;
-	size_t			 i;
 
 	what = frame_get_str(o, "what");
 	if (what == NULL || frame_get_u64(o, "req", &req) == -1) {
 		free(what);
 		return;
 	}
-	pv = xcalloc(M.npeers, sizeof(*pv));
-	for (i = 0; i < M.npeers; i++)
-		pv[i] = M.peers[i].view;	/* shallow: read only */
-	wv[0] = (struct worker_view){ "ws", M.ws.pid, M.ws.restarts };
-	wv[1] = (struct worker_view){ "peer", M.peer.pid, M.peer.restarts };
-	waiting = xcalloc(M.npeers + 1, sizeof(*waiting));
-	c = (struct status_ctx){ M.conf, M.store, &M.stats, pv, M.npeers,
-	    wv, 2, M.clients, M.recovering, M.recovery_why, waiting,
-	    recovery_waiting(waiting, M.npeers) };
+	/* The ws worker counts the error frames it sends; it says so here. */
+	if (frame_get_have(o, "errors", &errors) == -1)
+		memset(&errors, 0, sizeof(errors));
+	wv[0] = (struct worker_view){ "ws", M.ws.pid, M.ws.restarts,
+	    M.ws.started_ms };
+	wv[1] = (struct worker_view){ M.peer.name, M.peer.pid,
+	    M.peer.restarts, M.peer.started_ms };
+	memset(&c, 0, sizeof(c));
+	c.conf = M.conf;
+	c.engine = M.engine->name;
+	c.store = M.store;
+	c.stats = &M.stats;
+	c.workers = wv;
+	c.nworkers = 2;
+	c.clients = M.clients;
+	c.client_errors = &errors;
+	M.engine->status(&c);
 	body = strcmp(what, "metrics") == 0 ? status_metrics(&c) :
 	    status_json(&c);
 	frame_begin(&f, CH_STATUS, 2);
@@ -240,9 +310,10 @@ on_status(const msgpack_object *o)
 	frame_str(&f, "body", body);
 	chan_send(M.ws.ch, &f);
 	free(body);
-	free(pv);
-	free(waiting);
+	free((void *)c.peers);
+	free((void *)c.waiting);
 	free(what);
+	have_clear(&errors);
 }
 
 /* Group commit: one fsync covers every append made since the last one. */
@@ -256,7 +327,7 @@ log_ready(void)
 	size_t	 i, len = 0;
 
 	for (i = 0; i < M.conf->nnodes; i++) {
-		if (&M.conf->nodes[i] == M.conf->self)
+		if (&M.conf->nodes[i] == M.conf->self || !M.engine->peers)
 			continue;
 		len += snprintf(buf + len, sizeof(buf) - len, "%s'%s'",
 		    len == 0 ? "" : ", ", M.conf->nodes[i].id);
@@ -265,14 +336,39 @@ log_ready(void)
 	}
 	buf[len < sizeof(buf) ? len : sizeof(buf) - 1] = '\0';
 	log_info("Ready. Peers: [%s]", buf);
+	notify_ready("Node %s ready on %s port %d; peers: %s", M.conf->node_id,
+	    M.conf->self->listen, M.conf->self->port, len > 0 ? buf : "none");
+}
+
+/*
+ * A reload is over: say how it went to -s reload (the status file) and to
+ * systemd, which saw RELOADING=1 when it began.
+ */
+static void
+reload_done(int ok, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		fatal("vasprintf");
+	va_end(ap);
+	M.reload_waits = 0;
+	reload_status_write(M.reload_path, ++M.reload_gen, ok, msg);
+	notify_ready("Node %s: %s", M.conf->node_id, msg);
+	free(msg);
 }
 
 static void
 worker_hello(struct worker *w)
 {
 	w->hello = 1;
-	if (w == &M.ws)
+	if (w == &M.ws) {
 		send_peers();
+		send_cluster();
+	}
+	M.engine->hello(w);
 	if (!M.ready && M.ws.hello && M.peer.hello) {
 		M.ready = 1;
 		log_ready();
@@ -292,18 +388,6 @@ on_history_more(const msgpack_object *o)
 }
 
 static void
-on_catchup_more(const msgpack_object *o)
-{
-	char		*peer;
-	uint64_t	 link;
-
-	if ((peer = frame_get_str(o, "peer")) != NULL &&
-	    frame_get_u64(o, "link", &link) == 0)
-		stream_catchup_more(peer, link);
-	free(peer);
-}
-
-static void
 master_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 {
 	struct worker	*w = arg;
@@ -314,7 +398,7 @@ master_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 		worker_hello(w);
 		return;
 	case CH_CHAT:
-		on_client_chat(o);
+		M.engine->chat(o);
 		return;
 	case CH_JOIN:
 		on_join(o);
@@ -325,32 +409,16 @@ master_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 	case CH_HISTORY_MORE:
 		on_history_more(o);
 		return;
-	case CH_CATCHUP_MORE:
-		on_catchup_more(o);
-		return;
-	case CH_PEER_HELLO:
-		on_peer_hello(o);
-		return;
-	case CH_PEER_CHAT:
-		on_peer_chat(o);
-		return;
-	case CH_SEED_CHAT:
-		on_seed_chat(o);
-		return;
 	case CH_CLIENTS:
 		if (frame_get_u64(o, "n", &n) == 0)
 			M.clients = (int)n;
-		return;
-	case CH_SYNC_REQ:
-		on_sync_request(o);
-		return;
-	case CH_LINK:
-		on_link(o);
 		return;
 	case CH_STATUS:
 		on_status(o);
 		return;
 	}
+	if (M.engine->frame(type, o))
+		return;
 	/* A worker speaking out of turn is broken: restart it. */
 	log_warnx("unexpected frame %d from %s worker; restarting it", type,
 	    w->name);
@@ -390,6 +458,7 @@ worker_start(struct worker *w)
 	wa.chan_fd = -1;
 	w->pid = proc_spawn(w->name, w->main, &wa, &fd);
 	w->started = time(NULL);
+	w->started_ms = now_ms();
 	w->planned = 0;
 	w->hello = 0;
 	w->ch = chan_new(M.base, fd, w->name, master_frame, master_chan_lost, w);
@@ -468,12 +537,8 @@ worker_died(struct worker *w, int status)
 		for (i = 0; i < M.npend; i++)
 			M.pend[i].ack = 0;
 		hold_drop();
-		for (i = 0; i < M.npeers; i++)
-			M.peers[i].in_known = 0;
 	}
-	if (w == &M.peer)	/* its links are gone */
-		for (i = 0; i < M.npeers; i++)
-			have_clear(&M.peers[i].sent);
+	M.engine->lost(w);
 	if (M.stopping) {
 		if (M.ws.pid == -1 && M.peer.pid == -1)
 			event_base_loopbreak(M.base);
@@ -522,6 +587,7 @@ master_stop(int sig)
 	}
 	log_info("Shutting down (%s)", strsignal(sig));
 	M.stopping = 1;
+	notify_stopping();
 	/* Everything stored is made durable and acknowledged first. */
 	commit_release();
 	worker_quit(&M.ws);
@@ -558,7 +624,28 @@ reload_check(struct nt_config *nc)
 	if (strcmp(nc->user, M.conf->user) != 0)
 		log_warnx("user changed to \"%s\": takes effect at the next "
 		    "restart", nc->user);
+	if (nc->engine != M.conf->engine)
+		log_warnx("engine changed to \"%s\": takes effect at the "
+		    "next restart; still using \"%s\"",
+		    config_engine_name(nc->engine), M.engine->name);
+	else if (strcmp(nc->nats.stream, M.conf->nats.stream) != 0)
+		log_warnx("the NATS stream changed to %s: takes effect at the "
+		    "next restart; still using %s", nc->nats.stream,
+		    M.conf->nats.stream);
 	return (0);
+}
+
+/* What a reload cannot change stays as it runs (reload_check said so). */
+static void
+reload_keep(struct nt_config *nc, const struct nt_config *old)
+{
+	free(nc->self->data_dir);
+	nc->self->data_dir = xstrdup(old->self->data_dir);
+	nc->engine = old->engine;
+	free(nc->nats.stream);
+	nc->nats.stream = xstrdup(old->nats.stream);
+	free(nc->nats.subject);
+	nc->nats.subject = xstrdup(old->nats.subject);
 }
 
 /*
@@ -579,13 +666,18 @@ relisten(void)
 	if (fd == -1) {
 		log_warnx("%s; staying on %s port %d", cause, M.old_listen,
 		    M.old_port);
+		if (M.reload_waits)
+			reload_done(0, "reload failed: %s; staying on %s port "
+			    "%d", cause, M.old_listen, M.old_port);
 		free(cause);
 		free(self->listen);
 		self->listen = xstrdup(M.old_listen);
 		self->port = M.old_port;
 		if ((fd = proc_listen(self->listen, self->port, &cause)) == -1)
 			fatalx("%s", cause);
-	}
+	} else if (M.reload_waits)
+		reload_done(1, "reloaded configuration from %s; listening on "
+		    "%s port %d", M.conf_path, self->listen, self->port);
 	M.listen_fd = fd;
 }
 
@@ -594,22 +686,28 @@ master_reload(void)
 {
 	struct nt_config	*nc, *old = M.conf;
 	char			*errors = NULL;
-	int			 relisten_now, peers_changed;
+	int			 relisten_now, restart;
 
+	notify_reloading();
 	nc = config_load(M.conf_path, M.node_opt, getenv("NT_PORT"), &errors);
 	if (nc == NULL) {
+		reload_done(0, "reload refused: %.*s%s; keeping the running "
+		    "configuration", (int)strcspn(errors, "\n"), errors,
+		    strchr(errors, '\n') != NULL && strchr(errors, '\n')[1] !=
+		    '\0' ? " (and more in the log)" : "");
 		log_errors("reload refused", errors);
 		log_warnx("keeping the running configuration");
 		free(errors);
 		return;
 	}
 	if (reload_check(nc) == -1) {
+		reload_done(0, "reload refused: node_id cannot change from %s "
+		    "to %s without a restart", M.conf->node_id, nc->node_id);
 		config_free(nc);
 		return;
 	}
-	/* The running store and user stay until a restart. */
-	free(nc->self->data_dir);
-	nc->self->data_dir = xstrdup(old->self->data_dir);
+	/* The running store, engine and user stay until a restart. */
+	reload_keep(nc, old);
 	relisten_now = old->self->port != nc->self->port ||
 	    strcmp(old->self->listen, nc->self->listen) != 0;
 	if (relisten_now) {
@@ -617,18 +715,16 @@ master_reload(void)
 		M.old_listen = xstrdup(old->self->listen);
 		M.old_port = old->self->port;
 	}
-	/* A new secret: links are made again, signed with it. */
-	peers_changed = !config_nodes_equal(old, nc) ||
-	    strcmp(old->secret, nc->secret) != 0;
 	M.conf = nc;
-	peers_rebuild();
-	recovery_check();
+	restart = M.engine->reload(old);
+	send_cluster();
 	if (strcmp(log_target_for(old), log_target_for(nc)) != 0)
 		master_reopen_log(log_target_for(nc));
 	log_setlevel(M.verbose ? LOG_LVL_DEBUG : nc->log_level);
 	send_loglevel(&M.ws);
 	send_loglevel(&M.peer);
-	send_settings();
+	send_settings(&M.ws);
+	send_settings(&M.peer);
 	if (M.ws.ch != NULL)
 		chan_set_backlog(M.ws.ch, (size_t)nc->worker_backlog_bytes);
 	if (M.peer.ch != NULL)
@@ -638,15 +734,22 @@ master_reload(void)
 		M.relisten = 1;
 		M.ws.planned = 1;
 		worker_quit(&M.ws);
-	} else if (peers_changed)
+	} else if (restart)
 		send_peers();
-	if (peers_changed) {
-		log_info("peers changed: restarting the peer worker");
+	if (restart) {
+		log_info("%s changed: restarting the %s worker",
+		    M.engine->peers ? "peers" : "the NATS settings",
+		    M.peer.name);
 		M.peer.planned = 1;
 		worker_quit(&M.peer);
 	}
 	config_free(old);
 	log_info("reloaded configuration from %s", M.conf_path);
+	/* A new listener is bound once the old ws worker is gone. */
+	if (M.relisten)
+		M.reload_waits = 1;
+	else
+		reload_done(1, "reloaded configuration from %s", M.conf_path);
 }
 
 static void
@@ -693,10 +796,14 @@ load_or_die(const char *path, const char *node, int test)
 
 	conf = config_load(path, node, getenv("NT_PORT"), &errors);
 	if (conf == NULL) {
-		fprintf(stderr, "%s\n", errors);
+		log_stderr(LOG_LVL_ERROR, "%s", errors);
+		if (access(path, F_OK) == -1 && errno == ENOENT)
+			log_stderr(LOG_LVL_ERROR, "nodetalkd: no configuration "
+			    "file at %s: name one with -c FILE (nodetalk.conf(5); "
+			    "examples in %s/examples)", path, DOCDIR);
 		if (test)
-			fprintf(stderr, "nodetalkd: configuration file %s "
-			    "test failed\n", path);
+			log_stderr(LOG_LVL_ERROR, "nodetalkd: configuration "
+			    "file %s test failed", path);
 		free(errors);
 		exit(1);
 	}
@@ -724,7 +831,7 @@ master_setup(void)
 	if (M.listen_fd == -1)
 		fatalx("%s", cause);
 	M.store = store_open(M.conf->self->data_dir, M.conf->fsync, &cause);
-	if (M.store == NULL)
+	if (M.store == NULL || M.engine->check(&cause) == -1)
 		fatalx("%s", cause);
 	proc_drop_privileges(M.conf->user);
 }
@@ -736,24 +843,37 @@ master_run(void)
 
 	if ((M.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+	log_batch_on(M.base);
 	M.sync_ev = evtimer_new(M.base, commit_cb, NULL);
 	M.kill_ev = evtimer_new(M.base, kill_cb, NULL);
-	M.antientropy_ev = evtimer_new(M.base, antientropy_cb, NULL);
 	M.hold_ev = evtimer_new(M.base, hold_expire_cb, NULL);
-	antientropy_cb(-1, 0, NULL);
 	master_signals();
 	M.stats.started_ms = now_ms();
-	peers_rebuild();
-	recovery_start();
+	M.engine->start();
 	worker_init(&M.ws, "ws", ws_worker_main);
-	worker_init(&M.peer, "peer", peer_worker_main);
+	worker_init(&M.peer, M.engine->worker, M.engine->worker_main);
 	worker_start(&M.ws);
 	worker_start(&M.peer);
 	event_base_dispatch(M.base);
+	log_batch_on(NULL);
 	if (store_stop(M.store, &cause) == -1)
 		fatalx("%s", cause);
 	store_close(M.store);
+	if (M.reload_path != NULL)
+		unlink(M.reload_path);
 	log_info("Stopped");
+}
+
+/* config.c refuses an engine that is not built in. */
+static const struct engine *
+engine_pick(enum nt_engine e)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(engines) / sizeof(engines[0]); i++)
+		if (strcmp(engines[i]->name, config_engine_name(e)) == 0)
+			return (engines[i]);
+	fatalx("engine %s is not built in", config_engine_name(e));
 }
 
 /* The command line (DESIGN section 3). */
@@ -761,6 +881,7 @@ struct options {
 	const char	*path;
 	const char	*node;
 	const char	*pidfile;
+	const char	*signal;	/* -s reload */
 	int		 test;
 	int		 verbose;
 	int		 daemonize;
@@ -775,6 +896,7 @@ parse_args(int argc, char *argv[], struct options *o)
 		{ "daemon", no_argument, NULL, 'd' },
 		{ "test", no_argument, NULL, 't' },
 		{ "pidfile", required_argument, NULL, 'p' },
+		{ "signal", required_argument, NULL, 's' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -784,7 +906,7 @@ parse_args(int argc, char *argv[], struct options *o)
 
 	memset(o, 0, sizeof(*o));
 	o->path = NT_DEFAULT_CONF;
-	while ((ch = getopt_long(argc, argv, "c:n:dtp:vVh", longopts,
+	while ((ch = getopt_long(argc, argv, "c:n:dtp:s:vVh", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -801,6 +923,14 @@ parse_args(int argc, char *argv[], struct options *o)
 			break;
 		case 'p':
 			o->pidfile = optarg;
+			break;
+		case 's':
+			if (strcmp(optarg, "reload") != 0) {
+				fprintf(stderr, "nodetalkd: -s %s: the only "
+				    "signal is reload\n", optarg);
+				usage(2);
+			}
+			o->signal = optarg;
 			break;
 		case 'v':
 			o->verbose++;
@@ -824,8 +954,8 @@ config_test(const struct options *o)
 {
 	if (o->verbose)
 		config_print(stdout, M.conf);
-	fprintf(stderr, "nodetalkd: configuration file %s test is "
-	    "successful\n", o->path);
+	log_stderr(LOG_LVL_INFO, "nodetalkd: configuration file %s test is "
+	    "successful", o->path);
 	return (0);
 }
 
@@ -838,13 +968,25 @@ main(int argc, char *argv[])
 
 	log_init(NULL, "nodetalkd");
 	parse_args(argc, argv, &o);
+	if (o.signal != NULL)
+		return (reload_signal(o.pidfile));
 	M.conf = load_or_die(o.path, o.node, o.test);
+	M.engine = engine_pick(M.conf->engine);
 	M.conf_path = o.path;
 	M.node_opt = o.node;
 	if (o.test)
 		return (config_test(&o));
 	log_setnode(M.conf->node_id);
 	log_setproc("master");
+	/* Copies: the title takes over argv's memory (proc.c). */
+	o.path = xstrdup(o.path);
+	M.conf_path = o.path;
+	if (o.node != NULL)
+		M.node_opt = o.node = xstrdup(o.node);
+	if (o.pidfile != NULL)
+		o.pidfile = xstrdup(o.pidfile);
+	proc_title_init(argc, argv);
+	proc_title_set("nodetalkd: master [%s]", M.conf->node_id);
 	M.verbose = o.verbose;
 	log_setlevel(o.verbose ? LOG_LVL_DEBUG : M.conf->log_level);
 	M.detached = o.daemonize;
@@ -866,6 +1008,8 @@ main(int argc, char *argv[])
 		fatalx("%s", cause);
 	if (readyfd != -1)
 		proc_detach_done(readyfd);
+	M.reload_path = reload_status_path(o.pidfile);
+	reload_status_write(M.reload_path, 0, 1, "started");
 	master_run();
 	return (0);
 }

@@ -20,14 +20,27 @@
 #include "config.h"
 #include "status.h"
 
+/*
+ * How far one message may move a node's Lamport clock.  A client's
+ * "after" may push it AFTER_MAX_JUMP past the node's clock; a replicated
+ * message at most PEER_MAX_JUMP past ours, or it is refused like a gap and
+ * asked for again later.  PEER_MAX_JUMP must be above AFTER_MAX_JUMP + 1:
+ * see replicate.c for why catch-up in cluster order then always goes
+ * through.
+ */
+#define AFTER_MAX_JUMP	1000000
+#define PEER_MAX_JUMP	(2 * AFTER_MAX_JUMP)
+struct engine;
+
 struct worker {
-	const char	*name;		/* "ws", "peer" */
+	const char	*name;		/* "ws", "peer", "nats" */
 	worker_main_fn	 main;
 	pid_t		 pid;
 	struct chan	*ch;
 	int		 restarts;
 	int		 backoff_ms;
 	time_t		 started;
+	int64_t		 started_ms;	/* wall clock, for /metrics */
 	int		 hello;		/* channel handshake done */
 	int		 planned;	/* quit on purpose: respawn at once */
 	struct event	*respawn_ev;
@@ -73,8 +86,10 @@ struct master {
 	const char		*node_opt;
 	struct store		*store;
 	int			 listen_fd;
+	const struct engine	*engine;	/* engine.h */
 	struct worker		 ws;
-	struct worker		 peer;
+	struct worker		 peer;		/* the engine's worker:
+						   "peer" or "nats" */
 	struct pending		*pend;		/* in append order */
 	size_t			 npend;
 	size_t			 pendcap;
@@ -101,16 +116,25 @@ struct master {
 	struct peer_state	*peers;
 	size_t			 npeers;
 	struct stats		 stats;
+	char			*reload_path;	/* outcomes for -s reload */
+	unsigned long		 reload_gen;
+	int			 reload_waits;	/* for relisten() to finish */
 };
 
 extern struct master	 M;
 
+/* master.c */
+void	send_cluster(void);
+
 /* commit.c */
 void	send_msg_frame(struct worker *, enum chan_type, int, uint64_t,
 	    const char *, const struct nt_msg *);
+int	pending_has(const struct nt_msg *);
 void	pending_add(const struct nt_msg *, int, uint64_t, int, int);
 void	pending_unparked(const struct nt_msg *);
 int	store_message(const struct nt_msg *);
+int	origin_known(const char *);
+const char *chat_invalid(const struct nt_msg *, const char *);
 void	on_client_chat(const msgpack_object *);
 void	on_seed_chat(const msgpack_object *);
 void	on_join(const msgpack_object *);
@@ -127,10 +151,12 @@ void	hold_drop(void);
 void	peers_rebuild(void);
 void	on_peer_chat(const msgpack_object *);
 void	recovery_start(void);
+void	replicate_count_live(void);
 void	recovery_check(void);
 size_t	recovery_waiting(const char **, size_t);
 void	on_peer_hello(const msgpack_object *);
 void	on_sync_request(const msgpack_object *);
+void	on_catchup_more(const msgpack_object *);
 void	on_link(const msgpack_object *);
 void	antientropy_cb(evutil_socket_t, short, void *);
 void	catchup_done(const char *, const struct nt_have *);

@@ -28,6 +28,7 @@ msg_dup(const struct nt_msg *m)
 	d->from = xstrdup(m->from != NULL ? m->from : "");
 	d->text = xstrdup(m->text != NULL ? m->text : "");
 	d->client_id = m->client_id != NULL ? xstrdup(m->client_id) : NULL;
+	d->gateway = m->gateway != NULL ? xstrdup(m->gateway) : NULL;
 	return (d);
 }
 
@@ -38,6 +39,7 @@ msg_clear(struct nt_msg *m)
 	free(m->from);
 	free(m->text);
 	free(m->client_id);
+	free(m->gateway);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -113,31 +115,63 @@ origin_is_local_only(const char *origin)
 	return (strchr(origin, '/') != NULL);
 }
 
+/*
+ * A have vector is kept sorted by origin, so that every lookup is a binary
+ * search: a join's `since` is consulted once per stored message, and a
+ * vector read from the network arrives (from us) already sorted, which
+ * makes building it linear.
+ */
+static size_t
+have_find(const struct nt_have *h, const char *origin, int *found)
+{
+	size_t	 lo = 0, hi = h->n, mid;
+	int	 c;
+
+	*found = 0;
+	/* The common cases: appending in order, or the last key again. */
+	if (h->n > 0 && (c = strcmp(h->v[h->n - 1].origin, origin)) <= 0) {
+		*found = (c == 0);
+		return (c == 0 ? h->n - 1 : h->n);
+	}
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((c = strcmp(h->v[mid].origin, origin)) == 0) {
+			*found = 1;
+			return (mid);
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return (lo);
+}
+
 uint64_t
 have_get(const struct nt_have *h, const char *origin)
 {
 	size_t	 i;
+	int	 found;
 
-	for (i = 0; i < h->n; i++)
-		if (strcmp(h->v[i].origin, origin) == 0)
-			return (h->v[i].seq);
-	return (0);
+	i = have_find(h, origin, &found);
+	return (found ? h->v[i].seq : 0);
 }
 
 void
 have_set(struct nt_have *h, const char *origin, uint64_t seq)
 {
 	size_t	 i;
+	int	 found;
 
-	for (i = 0; i < h->n; i++) {
-		if (strcmp(h->v[i].origin, origin) == 0) {
-			h->v[i].seq = seq;
-			return;
-		}
+	i = have_find(h, origin, &found);
+	if (found) {
+		h->v[i].seq = seq;
+		return;
 	}
 	h->v = xreallocarray(h->v, h->n + 1, sizeof(*h->v));
-	snprintf(h->v[h->n].origin, sizeof(h->v[h->n].origin), "%s", origin);
-	h->v[h->n].seq = seq;
+	memmove(&h->v[i + 1], &h->v[i], (h->n - i) * sizeof(*h->v));
+	snprintf(h->v[i].origin, sizeof(h->v[i].origin), "%s", origin);
+	h->v[i].seq = seq;
 	h->n++;
 }
 
@@ -210,6 +244,113 @@ valid_node_id(const char *id)
 		    id[i] == '_' || id[i] == '-'))
 			return (0);
 	}
+	return (1);
+}
+
+/* A node id, or a node's local-only origin "A/seed". */
+int
+valid_origin(const char *origin)
+{
+	char		 id[NT_ID_MAX + 1];
+	const char	*slash;
+	size_t		 len;
+
+	if ((slash = strchr(origin, '/')) == NULL)
+		return (valid_node_id(origin));
+	len = (size_t)(slash - origin);
+	if (strcmp(slash, "/seed") != 0 || len == 0 || len > NT_ID_MAX)
+		return (0);
+	memcpy(id, origin, len);
+	id[len] = '\0';
+	return (valid_node_id(id));
+}
+
+/* Sender names and client ids: printable, of bounded length. */
+static int
+check_name(const char *s, size_t max, const char **code, const char **why)
+{
+	size_t	 i;
+
+	if (s[0] == '\0') {
+		*code = "bad_field";
+		*why = "is empty";
+		return (-1);
+	}
+	for (i = 0; s[i] != '\0'; i++) {
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+			*code = "bad_field";
+			*why = "holds a control character";
+			return (-1);
+		}
+	}
+	if (i > max) {
+		*code = "too_long";
+		*why = "is too long";
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * The rules every chat follows, whatever its path: a client's, a peer's
+ * or a seed node's (protocol.md, section 3).  0, or -1 with *code an
+ * error code of protocol.md section 5, *field the field at fault and
+ * *why what is wrong with it ("is too long").  max_text 0: no cap.
+ */
+int
+msg_check(const struct nt_msg *m, size_t max_text, const char **code,
+    const char **field, const char **why)
+{
+	*field = "from";
+	if (m->from == NULL) {
+		*code = "missing_field";
+		*why = "is missing";
+		return (-1);
+	}
+	if (check_name(m->from, NT_FROM_MAX, code, why) == -1)
+		return (-1);
+	*field = "text";
+	*code = "bad_field";
+	if (m->text == NULL) {
+		*code = "missing_field";
+		*why = "is missing";
+		return (-1);
+	}
+	if (m->text[0] == '\0') {
+		*why = "is empty";
+		return (-1);
+	}
+	if (max_text != 0 && strlen(m->text) > max_text) {
+		*code = "too_long";
+		*why = "is too long";
+		return (-1);
+	}
+	*field = "client_id";
+	if (m->client_id != NULL &&
+	    check_name(m->client_id, NT_CID_MAX, code, why) == -1)
+		return (-1);
+	return (0);
+}
+
+/*
+ * Whether a refusal may be logged now: at most one line per interval, so
+ * that a flood of bad frames cannot flood the log.  note gets what to add
+ * to the line: "" or " (N more since the last such line)".
+ */
+int
+ratelimit_pass(struct ratelimit *rl, int64_t now, char *note, size_t len)
+{
+	if (rl->last_ms != 0 && now - rl->last_ms < RATELIMIT_MS) {
+		rl->skipped++;
+		return (0);
+	}
+	if (rl->skipped > 0)
+		snprintf(note, len, " (%llu more since the last such line)",
+		    (unsigned long long)rl->skipped);
+	else if (len > 0)
+		note[0] = '\0';
+	rl->skipped = 0;
+	rl->last_ms = now;
 	return (1);
 }
 

@@ -40,6 +40,8 @@ struct nt_msg {
 	char		*from;
 	char		*text;
 	char		*client_id;	/* may be NULL */
+	char		*gateway;	/* engine = "nats": the node that took
+					   it from its client; else NULL */
 };
 
 /*
@@ -55,6 +57,20 @@ struct nt_have {
 	size_t			 n;
 };
 
+/* One rate-limited kind of log line (msg.c, ratelimit_pass). */
+#define RATELIMIT_MS	10000
+#define RATELIMIT_NOTE	64	/* room for ratelimit_pass()'s note */
+struct ratelimit {
+	int64_t		 last_ms;
+	uint64_t	 skipped;
+};
+
+/*
+ * The largest lamport a node mints or accepts: 2^53 - 1, the largest
+ * integer every JSON reader holds exactly.
+ */
+#define NT_LAMPORT_MAX	9007199254740991ULL
+
 /* xmalloc.c: allocation that never returns NULL (it dies instead). */
 void		*xmalloc(size_t);
 void		*xcalloc(size_t, size_t);
@@ -63,6 +79,9 @@ char		*xstrdup(const char *);
 char		*xstrndup(const char *, size_t);
 int		 xasprintf(char **, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
+
+/* rng.c */
+void		 rng_bytes(void *, size_t);
 
 /* msg.c */
 struct nt_msg	*msg_new(void);
@@ -81,6 +100,10 @@ int		 have_equal(const struct nt_have *, const struct nt_have *);
 int64_t		 now_ms(void);
 int64_t		 mono_us(void);
 int		 valid_node_id(const char *);
+int		 valid_origin(const char *);
+int		 msg_check(const struct nt_msg *, size_t, const char **,
+		    const char **, const char **);
+int		 ratelimit_pass(struct ratelimit *, int64_t, char *, size_t);
 int		 utf8_valid(const char *, size_t);
 void		 str_escape(const char *, char *, size_t);
 

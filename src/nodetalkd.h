@@ -30,6 +30,8 @@ struct worker_args {
 typedef void	(*worker_main_fn)(struct worker_args *);
 
 /* proc.c */
+void	proc_title_init(int, char *[]);
+void	proc_title_set(const char *, ...) __attribute__((format(printf, 1, 2)));
 pid_t	proc_spawn(const char *procname, worker_main_fn, struct worker_args *,
 	    int *chan_fd);
 int	proc_listen(const char *addr, int port, char **cause);
@@ -40,10 +42,23 @@ void	proc_detach_done(int);
 int	worker_frame_common(int, const msgpack_object *);
 void	worker_chan_lost(struct chan *, const char *, void *);
 
+/* notify.c: sd_notify(3), or nothing without libsystemd */
+void	notify_ready(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	notify_reloading(void);
+void	notify_stopping(void);
+
+/* reload.c */
+char	*reload_status_path(const char *pidfile);
+void	reload_status_write(const char *, unsigned long, int, const char *);
+int	reload_signal(const char *pidfile);
+
 /* ws_worker.c */
 void	ws_worker_main(struct worker_args *) __attribute__((noreturn));
 
 /* peer_worker.c */
 void	peer_worker_main(struct worker_args *) __attribute__((noreturn));
+
+/* nats_worker.c */
+void	nats_worker_main(struct worker_args *) __attribute__((noreturn));
 
 #endif /* NODETALKD_H */

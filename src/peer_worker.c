@@ -3,7 +3,9 @@
  * dials the node's port, says hello (as the seed does), forwards the peer's
  * sync requests to the master and sends what the master hands it: catch-up
  * for one peer, or a new message of ours for every peer.  A link that
- * fails is retried with capped exponential backoff and jitter.
+ * fails is retried with capped exponential backoff and jitter.  A link
+ * whose peer stops answering pings, or falls too far behind, is dropped
+ * (catch-up repairs what it missed once it is back).
  */
 #include <sys/types.h>
 
@@ -28,6 +30,7 @@
 
 #define BACKOFF_MIN_MS	250
 #define BACKOFF_MAX_MS	5000
+#define SWEEP_MS	500	/* heartbeats of every link */
 /* Catch-up comes in chunks; the next once less than this waits to go. */
 #define CATCHUP_LOW	(64 * 1024)
 
@@ -41,6 +44,9 @@ struct link {
 	struct event	*retry_ev;
 	int		 backoff_ms;
 	int		 failures;	/* in a row, for quieter logs */
+	int		 dropping;	/* gave up; link_closed follows */
+	uint64_t	 taken;		/* bytes the peer's TCP took */
+	int64_t		 moved_ms;	/* ... the last time that grew */
 	uint64_t	 gen;		/* this connection's number */
 	int		 want_more;	/* catch-up: next chunk once drained */
 };
@@ -52,6 +58,7 @@ static struct {
 	struct chan		*ch;
 	struct link		*links;
 	size_t			 nlinks;
+	struct event		*sweep_ev;
 	int			 quitting;
 	uint64_t		 next_gen;
 } P;
@@ -95,11 +102,14 @@ link_text(struct ws_conn *ws, const char *buf, size_t len, void *arg)
 {
 	struct link		*l = arg;
 	struct wire_in		 w;
+	struct wire_limits	 lim;
 	struct chan_frame	 f;
 	const char		*code;
 	char			*why;
 
-	if (wire_parse(buf, len, 0, &w, &code, &why) == -1) {
+	lim.max_text = 0;
+	lim.max_origins = wire_origin_cap(P.conf->nnodes);
+	if (wire_parse(buf, len, &lim, &w, &code, &why) == -1) {
 		log_debug("from %s: unparsable frame (%s)", l->id, why);
 		free(why);
 		return;
@@ -164,6 +174,9 @@ link_open(struct ws_conn *ws, void *arg)
 
 	l->dial = NULL;
 	l->ws = ws;
+	l->dropping = 0;
+	l->taken = 0;
+	l->moved_ms = mono_us() / 1000;
 	l->backoff_ms = BACKOFF_MIN_MS;
 	l->failures = 0;
 	l->gen = ++P.next_gen;
@@ -234,6 +247,51 @@ links_init(void)
 	}
 }
 
+/*
+ * Whether the peer's TCP took any of what waits for it lately: a link
+ * with nothing waiting counts as moving.
+ */
+static void
+link_watch(struct link *l, int64_t now)
+{
+	size_t		 waiting;
+	uint64_t	 taken = ws_conn_taken(l->ws, &waiting);
+
+	if (taken != l->taken || waiting == 0)
+		l->moved_ms = now;
+	l->taken = taken;
+}
+
+/*
+ * A peer that does not read what we send it (stopped, or far slower than
+ * we are) would make us buffer without end.  Past max_peer_backlog_bytes
+ * the link is dropped once the peer took nothing for ping_timeout_ms, and
+ * past four times that anyway (a catch-up burst to a peer that reads is
+ * let through up to there); catch-up sends what it missed once it is
+ * back.
+ */
+static int
+link_too_slow(struct link *l, int64_t now)
+{
+	size_t	 pending = ws_conn_pending(l->ws);
+	size_t	 cap = (size_t)P.conf->max_peer_backlog_bytes;
+	int	 stalled;
+
+	if (l->dropping)
+		return (1);
+	if (pending <= cap)
+		return (0);
+	stalled = now - l->moved_ms >= P.conf->ping_timeout_ms;
+	if (!stalled && pending <= 4 * cap)
+		return (0);
+	l->dropping = 1;
+	log_warnx("Peer %s reads too slowly (%zu bytes waiting, %s); dropping "
+	    "the link", l->id, pending, stalled ? "none taken lately" :
+	    "four times max_peer_backlog_bytes");
+	ws_conn_abort(l->ws, 1008, "too slow");
+	return (1);
+}
+
 /* Whether id is one of the strings in the array a (NULL: none). */
 static int
 strv_has(const msgpack_object *a, const char *id)
@@ -262,6 +320,7 @@ on_replicate(const msgpack_object *o)
 	struct nt_msg		 m;
 	struct link		*l;
 	char			*peer, *json;
+	int64_t			 now = mono_us() / 1000;
 	size_t			 i;
 
 	peer = frame_get_str(o, "peer");
@@ -274,6 +333,8 @@ on_replicate(const msgpack_object *o)
 		if (l->ws == NULL || (peer[0] != '\0' &&
 		    strcmp(peer, l->id) != 0) || strv_has(except, l->id))
 			continue;
+		if (link_too_slow(l, now))
+			continue;
 		log_debug("Broadcasting chat to %s at ws://%s:%d", l->id,
 		    l->host, l->port);
 		ws_conn_send_text(l->ws, json, strlen(json));
@@ -281,6 +342,46 @@ on_replicate(const msgpack_object *o)
 	free(json);
 	free(peer);
 	msg_clear(&m);
+}
+
+/* One timer for every link's heartbeat and backlog. */
+static void
+sweep_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct link	*l;
+	int64_t		 now = mono_us() / 1000;
+	size_t		 i;
+
+	for (i = 0; i < P.nlinks; i++) {
+		l = &P.links[i];
+		if (l->ws == NULL)
+			continue;
+		link_watch(l, now);
+		if (link_too_slow(l, now) ||
+		    ws_conn_heartbeat(l->ws, now, P.conf->peer_ping_interval_ms,
+		    P.conf->ping_timeout_ms) == 0)
+			continue;
+		log_info("Peer %s did not answer a ping in %d ms; dropping the "
+		    "link", l->id, P.conf->ping_timeout_ms);
+		l->dropping = 1;
+		ws_conn_abort(l->ws, 1011, "ping timeout");
+	}
+}
+
+/* A reload: the heartbeat and the backlog cap (the rest restarts us). */
+static void
+on_settings(const msgpack_object *o)
+{
+	uint64_t	 interval, timeout, backlog;
+
+	if (frame_get_u64(o, "peer_ping_interval_ms", &interval) == -1 ||
+	    frame_get_u64(o, "ping_timeout_ms", &timeout) == -1 ||
+	    frame_get_u64(o, "max_peer_backlog_bytes", &backlog) == -1 ||
+	    interval > INT32_MAX || timeout > INT32_MAX || backlog > INT32_MAX)
+		fatalx("bad CH_SETTINGS frame from the master");
+	P.conf->peer_ping_interval_ms = (int)interval;
+	P.conf->ping_timeout_ms = (int)timeout;
+	P.conf->max_peer_backlog_bytes = (int)backlog;
 }
 
 /*
@@ -380,6 +481,9 @@ peer_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 	case CH_REPLICATE:
 		on_replicate(o);
 		break;
+	case CH_SETTINGS:
+		on_settings(o);
+		break;
 	case CH_DIAL:
 		on_dial(o);
 		break;
@@ -397,9 +501,12 @@ peer_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 void
 peer_worker_main(struct worker_args *wa)
 {
+	struct timeval	 tv = { 0, SWEEP_MS * 1000 };
+
 	P.conf = wa->conf;
 	if ((P.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+	log_batch_on(P.base);
 	/* Hosts may be names: resolve without blocking the other links. */
 	P.dns = evdns_base_new(P.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
@@ -408,6 +515,9 @@ peer_worker_main(struct worker_args *wa)
 	P.ch = chan_new(P.base, wa->chan_fd, "master", peer_frame,
 	    worker_chan_lost, NULL);
 	links_init();
+	if ((P.sweep_ev = event_new(P.base, -1, EV_PERSIST, sweep_cb,
+	    NULL)) == NULL || event_add(P.sweep_ev, &tv) == -1)
+		fatalx("event_new");
 	event_base_dispatch(P.base);
 	exit(0);
 }

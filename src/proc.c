@@ -1,7 +1,8 @@
 /*
  * proc.c: starting workers and the listening socket.  The master binds the
  * node's port itself, so a port in use is reported at start-up with a clear
- * line, and the ws worker inherits the socket across fork.
+ * line, and the ws worker inherits the socket across fork.  Each process
+ * names its role in ps (proc_title_set).
  */
 #include <sys/types.h>
 #include <sys/resource.h>
@@ -13,6 +14,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <stdarg.h>
 #include <pwd.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -25,6 +27,63 @@
 #include "nodetalkd.h"
 #include "channel.h"
 #include "log.h"
+
+extern char	**environ;
+
+/* The bytes ps reads as our command line: argv's strings, then environ's. */
+static char	*title_area;
+static size_t	 title_len;
+
+/*
+ * As nginx does: the command line and the environment lie end to end in
+ * memory and ps shows what is there, so once the environment has moved
+ * to the heap that whole area can hold a title.  argv's strings are lost:
+ * the caller keeps copies of what it needs.  The command name (comm) stays
+ * "nodetalkd", so pidof and pgrep still find every process.
+ */
+void
+proc_title_init(int argc, char *argv[])
+{
+	char	*end, **env;
+	int	 i, n;
+
+	if (argc == 0 || argv[0] == NULL)
+		return;
+	end = argv[0] + strlen(argv[0]) + 1;
+	for (i = 1; i < argc; i++)
+		if (argv[i] == end)
+			end = argv[i] + strlen(argv[i]) + 1;
+	for (n = 0; environ[n] != NULL; n++)
+		;
+	env = xcalloc(n + 1, sizeof(*env));
+	for (i = 0; i < n; i++) {
+		if (environ[i] == end)
+			end = environ[i] + strlen(environ[i]) + 1;
+		env[i] = xstrdup(environ[i]);
+	}
+	environ = env;
+	title_area = argv[0];
+	title_len = end - argv[0];
+}
+
+void
+proc_title_set(const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 n;
+
+	if (title_area == NULL || title_len < 2)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(title_area, title_len, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= title_len)
+		n = title_len - 1;
+	/* No stale argument may show after the title. */
+	memset(title_area + n, '\0', title_len - n);
+}
 
 /*
  * The worker must not run the master's libevent signal handlers (they
@@ -88,6 +147,8 @@ proc_spawn(const char *procname, worker_main_fn fn, struct worker_args *wa,
 			log_open("", &cause);	/* stderr, rather than nothing */
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		log_setproc(procname);
+		proc_title_set("nodetalkd: %s worker [%s]", procname,
+		    wa->conf->node_id);
 		wa->chan_fd = sv[1];
 		fn(wa);
 		/* NOTREACHED */

@@ -24,17 +24,44 @@
 #define SYNC_TICK_MS	1000	/* a changed have is told this often */
 #define SYNC_EVERY_MS	5000	/* an unchanged one this often */
 
+/*
+ * What a sync tells a peer: our have for the configured nodes only.  Our
+ * local-only origins mean nothing to a peer, and an origin foreign to the
+ * cluster (from a log written before such origins were refused) would only
+ * make every sync larger.
+ */
+static void
+nodes_only(const struct nt_have *in, struct nt_have *out)
+{
+	uint64_t	 seq;
+	size_t		 i;
+
+	have_clear(out);
+	for (i = 0; i < M.conf->nnodes; i++)
+		if ((seq = have_get(in, M.conf->nodes[i].id)) > 0)
+			have_set(out, M.conf->nodes[i].id, seq);
+}
+
+static void
+peer_have(struct nt_have *out)
+{
+	nodes_only(store_have(M.store), out);
+}
+
 static void
 send_sync(uint64_t conn)
 {
 	struct chan_frame	 f;
+	struct nt_have		 have = { NULL, 0 };
 
 	if (M.ws.ch == NULL || !M.ws.hello)
 		return;
+	peer_have(&have);
 	frame_begin(&f, CH_SYNC, 2);
 	frame_u64(&f, "conn", conn);
-	frame_have(&f, "have", store_have(M.store));
+	frame_have(&f, "have", &have);
 	chan_send(M.ws.ch, &f);
+	have_clear(&have);
 }
 
 /* A sync on the peer's link to us, and what it said. */
@@ -42,7 +69,7 @@ static void
 sync_peer(struct peer_state *ps)
 {
 	send_sync(ps->in_conn);
-	have_copy(&ps->told, store_have(M.store));
+	peer_have(&ps->told);
 	ps->told_ms = now_ms();
 }
 
@@ -89,6 +116,82 @@ peers_rebuild(void)
 }
 
 /*
+ * Ask a peer's link for everything we lack, at most once per GAP_SYNC_MS
+ * per link: its catch-up comes in cluster order and fills the hole.
+ * Returns whether it asked now.
+ */
+static int
+ask_catchup(struct peer_state *ps, uint64_t conn)
+{
+	M.stats.gaps++;
+	ps->view.gaps++;
+	if (ps->gap_conn == conn && now_ms() - ps->gap_ms <= GAP_SYNC_MS)
+		return (0);
+	ps->gap_conn = conn;
+	ps->gap_ms = now_ms();
+	send_sync(conn);
+	return (1);
+}
+
+/*
+ * A lamport beyond our clock + PEER_MAX_JUMP is refused like a gap: not
+ * stored, asked for again.  A node mints at most AFTER_MAX_JUMP + 1 past
+ * everything it holds, and stores from peers at most PEER_MAX_JUMP past
+ * it, so no node's lamports ever leave a hole wider than PEER_MAX_JUMP.
+ * Catch-up comes in cluster order: the first message it brings that we
+ * lack follows, in that order, messages we hold or have just stored whose
+ * lamport is at most PEER_MAX_JUMP below it, so it is taken, and so is
+ * each after it.  After a long partition the other side's clock may be far
+ * ahead; its catch-up still walks ours up step by step.  Only a message
+ * whose predecessors no peer can give us waits, and it waits not stored:
+ * a wrong clock never reaches the log.
+ */
+static int
+lamport_too_far(const char *peer, const struct nt_msg *m)
+{
+	static struct ratelimit	 rl;
+	uint64_t		 clock = store_lamport(M.store);
+	char			 note[RATELIMIT_NOTE];
+
+	if (m->lamport <= NT_LAMPORT_MAX && (clock >= NT_LAMPORT_MAX ||
+	    m->lamport <= clock + PEER_MAX_JUMP))
+		return (0);
+	if (ratelimit_pass(&rl, now_ms(), note, sizeof(note)))
+		log_warnx("refusing replicated chat %s-%llu from peer %s for "
+		    "now: its lamport %llu is more than %d past our clock %llu;"
+		    " asking for catch-up%s", m->origin,
+		    (unsigned long long)m->seq, peer,
+		    (unsigned long long)m->lamport, PEER_MAX_JUMP,
+		    (unsigned long long)clock, note);
+	return (1);
+}
+
+/*
+ * Whether a replicated message may be stored here at all: of a configured
+ * node, and within our limits (the ws worker checked those too, under a
+ * config that may be a reload older).  Refusals are logged now and then,
+ * naming the peer, the message and the rule.
+ */
+static int
+peer_chat_ok(const char *peer, const struct nt_msg *m)
+{
+	static struct ratelimit	 rl;
+	char			 what[NT_ID_MAX + NT_ORIGIN_MAX + 64];
+	char			 note[RATELIMIT_NOTE];
+
+	snprintf(what, sizeof(what), "replicated chat %s-%llu from peer %s",
+	    m->origin, (unsigned long long)m->seq, peer);
+	if (chat_invalid(m, what) != NULL)
+		return (0);
+	if (config_node(M.conf, m->origin) != NULL)
+		return (1);
+	if (ratelimit_pass(&rl, now_ms(), note, sizeof(note)))
+		log_warnx("refusing %s: %s is not a node of this cluster%s",
+		    what, m->origin, note);
+	return (0);
+}
+
+/*
  * A replicated message.  A gap (its seq jumps past what we hold) is not
  * stored: we ask that link for everything we lack instead, so the store
  * stays gap-free per origin.
@@ -109,26 +212,43 @@ on_peer_chat(const msgpack_object *o)
 		free(peer);
 		return;
 	}
-	rv = store_message(&m);
+	ps = peer_state(peer);
+	if (!peer_chat_ok(peer, &m))
+		rv = -3;
+	else if (m.seq == have_get(store_have(M.store), m.origin) + 1 &&
+	    lamport_too_far(peer, &m)) {
+		if (ps != NULL)
+			ask_catchup(ps, conn);
+		rv = -3;
+	} else
+		rv = store_message(&m);
 	if (rv == 1) {
 		M.stats.replicated_in++;
+		if (ps != NULL)
+			ps->view.replicated_in++;
 		pending_add(&m, 0, 0, 1, 0);
 		pending_unparked(&m);
 		recovery_check();
-	} else if (rv == 0)
+	} else if (rv == 0) {
 		M.stats.duplicates++;
-	else if (rv == -2 && (ps = peer_state(peer)) != NULL) {
-		M.stats.gaps++;
-		if (ps->gap_conn != conn || now_ms() - ps->gap_ms > GAP_SYNC_MS) {
-			log_info("Gap from %s at %s-%llu; asking for catch-up",
-			    peer, m.origin, (unsigned long long)m.seq);
-			ps->gap_conn = conn;
-			ps->gap_ms = now_ms();
-			send_sync(conn);
-		}
-	}
+		if (ps != NULL)
+			ps->view.duplicates++;
+	} else if (rv == -2 && ps != NULL && ask_catchup(ps, conn))
+		log_info("Gap from %s at %s-%llu; asking for catch-up",
+		    peer, m.origin, (unsigned long long)m.seq);
 	msg_clear(&m);
 	free(peer);
+}
+
+/* A new message of ours goes to every peer whose link is up. */
+void
+replicate_count_live(void)
+{
+	size_t	 i;
+
+	for (i = 0; i < M.npeers; i++)
+		if (M.peers[i].view.up && M.peer.hello)
+			M.peers[i].view.replicated_out++;
 }
 
 /*
@@ -312,7 +432,10 @@ catchup_base(struct peer_state *ps, const struct nt_have *have,
 			have_set(want, ps->sent.v[i].origin, ps->sent.v[i].seq);
 }
 
-/* Whether a peer holding `want` lacks any message we could send it. */
+/*
+ * Whether a peer holding `want` lacks any message we could send it: of a
+ * configured node (local-only and foreign origins are never offered).
+ */
 static int
 lacks_any(const struct nt_have *want)
 {
@@ -320,7 +443,7 @@ lacks_any(const struct nt_have *want)
 	size_t			 i;
 
 	for (i = 0; i < mine->n; i++)
-		if (!origin_is_local_only(mine->v[i].origin) &&
+		if (config_node(M.conf, mine->v[i].origin) != NULL &&
 		    mine->v[i].seq > have_get(want, mine->v[i].origin))
 			return (1);
 	return (0);
@@ -335,17 +458,20 @@ void
 on_sync_request(const msgpack_object *o)
 {
 	struct peer_state	*ps;
-	struct nt_have		 have, want = { NULL, 0 };
+	struct nt_have		 got, have = { NULL, 0 }, want = { NULL, 0 };
 	char			*peer;
 	uint64_t		 link, n = 0;
 
 	peer = frame_get_str(o, "peer");
 	if (peer == NULL || frame_get_u64(o, "link", &link) == -1 ||
-	    frame_get_have(o, "have", &have) == -1) {
+	    frame_get_have(o, "have", &got) == -1) {
 		log_warnx("bad CH_SYNC_REQ frame from the peer worker");
 		free(peer);
 		return;
 	}
+	/* Its local-only origins, or foreign ones, mean nothing here. */
+	nodes_only(&got, &have);
+	have_clear(&got);
 	if ((ps = peer_state(peer)) != NULL) {
 		if (stream_catchup_active(peer))
 			stream_catchup_skip(peer, &have);
@@ -359,6 +485,8 @@ on_sync_request(const msgpack_object *o)
 		ps->view.last_sync_ms = now_ms();
 	}
 	M.stats.replicated_out += n;
+	if (ps != NULL)
+		ps->view.replicated_out += n;
 	if (n > 0)
 		log_info("Catch-up: sending %llu messages to %s",
 		    (unsigned long long)n, peer);
@@ -366,6 +494,19 @@ on_sync_request(const msgpack_object *o)
 	have_clear(&want);
 	free(peer);
 	recovery_check();
+}
+
+/* The peer's link drained its output: the next chunk of its catch-up. */
+void
+on_catchup_more(const msgpack_object *o)
+{
+	char		*peer;
+	uint64_t	 link;
+
+	if ((peer = frame_get_str(o, "peer")) != NULL &&
+	    frame_get_u64(o, "link", &link) == 0)
+		stream_catchup_more(peer, link);
+	free(peer);
 }
 
 /* A peer's catch-up ended: the link carried it everything up to sent. */
@@ -419,7 +560,10 @@ on_link(const msgpack_object *o)
 		return;
 	if (frame_get_bool(o, "up", &up) == 0 && (ps = peer_state(peer)) !=
 	    NULL) {
-		ps->view.up = up;
+		if (ps->view.up != up) {
+			ps->view.up = up;
+			send_cluster();		/* the pages show it */
+		}
 		frame_get_u64(o, "link", &ps->link);
 		/* What a broken link carried may not have arrived. */
 		if (!up) {

@@ -52,6 +52,8 @@ int		 ws_accept_key(const char *client_key, char out[29]);
 int		 ws_is_upgrade(const struct http_req *);
 /* Check an upgrade request; 0 if acceptable, else the HTTP status to send. */
 int		 ws_check_upgrade(const struct http_req *);
+/* The same; *why is a static sentence for the answer's body, or NULL. */
+int		 ws_check_upgrade_why(const struct http_req *, const char **why);
 void		 ws_server_accept(struct evbuffer *out, const struct http_req *);
 void		 ws_client_key(char out[25]);
 void		 ws_client_request(struct evbuffer *out, const char *host,
@@ -81,8 +83,10 @@ struct ws_conn_cbs {
 
 /*
  * Take over bev (handshake done; bytes already in its input are frames).
- * max_msg caps a received message (larger: close 1009).  A binary message is
- * answered with close 1003, invalid UTF-8 with 1007.
+ * max_msg caps a received message (larger: close 1009), and so does a
+ * message in more than 128 frames.  A binary message is answered with
+ * close 1003, invalid UTF-8 with 1007.  A server connection stops reading
+ * while more than 128 KiB of output wait, and reads again once they left.
  */
 struct ws_conn	*ws_conn_new(struct bufferevent *bev, int server,
 		    size_t max_msg, const struct ws_conn_cbs *, void *arg);
@@ -90,7 +94,23 @@ void		 ws_conn_free(struct ws_conn *);
 int		 ws_conn_send_text(struct ws_conn *, const char *, size_t);
 /* Queue a close frame; on_close follows once it went out and/or the peer answered. */
 void		 ws_conn_close(struct ws_conn *, uint16_t code, const char *reason);
+/* Close now, without waiting for an answer; on_close follows from the loop. */
+void		 ws_conn_abort(struct ws_conn *, uint16_t code, const char *reason);
+/*
+ * The owner's sweep calls this for every connection, now in monotonic
+ * milliseconds.  A connection silent for interval_ms (0: never) is sent a
+ * ping.  Anything received answers it.  Returns -1 when nothing did for
+ * timeout_ms, not counting the time the peer's TCP was still taking our
+ * data queued ahead of the ping: the caller closes it (1011).  Else 0.
+ */
+int		 ws_conn_heartbeat(struct ws_conn *, int64_t now, int interval_ms,
+		    int timeout_ms);
 size_t		 ws_conn_pending(const struct ws_conn *);	/* bytes queued */
+/*
+ * Bytes the peer's TCP acknowledged since the start; *waiting gets those
+ * not acknowledged yet (in our buffer or the kernel's).
+ */
+uint64_t	 ws_conn_taken(struct ws_conn *, size_t *waiting);
 void		 ws_conn_set_arg(struct ws_conn *, void *);
 void		 ws_conn_set_max(struct ws_conn *, size_t);
 

@@ -5,9 +5,11 @@
  * runs exactly once and never on a dead connection.
  */
 #include <sys/types.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/sockios.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -36,6 +38,13 @@
 #define WS_CLOSE_WAIT	2	/* seconds to wait for the peer's close */
 #define WS_DIAL_WAIT	5	/* seconds for connect plus handshake */
 #define WS_REASON_MAX	123	/* a control frame carries 125 bytes */
+#define WS_MAX_FRAGMENTS 128	/* frames in one message */
+/*
+ * A server connection stops reading while this much output waits, so a
+ * client that sends pings or bad frames and never reads what we answer
+ * cannot make us buffer without end.
+ */
+#define WS_OUT_PAUSE	(128 * 1024)
 
 /* Callbacks have fixed signatures; say which arguments they ignore. */
 #ifndef __unused
@@ -428,20 +437,41 @@ ws_key_valid(const char *key)
 int
 ws_check_upgrade(const struct http_req *req)
 {
+	const char	*why;
+
+	return (ws_check_upgrade_why(req, &why));
+}
+
+/* The same, and *why says what is wrong in words a client author reads. */
+int
+ws_check_upgrade_why(const struct http_req *req, const char **why)
+{
 	const char	*v, *key;
 
-	if (strcmp(req->method, "GET") != 0 || req->minor < 1)
+	*why = NULL;
+	if (strcmp(req->method, "GET") != 0 || req->minor < 1) {
+		*why = "a WebSocket handshake is a GET request over HTTP/1.1";
 		return (400);
+	}
 	if (!http_header_has_token(req, "Upgrade", "websocket") ||
-	    !http_header_has_token(req, "Connection", "upgrade"))
+	    !http_header_has_token(req, "Connection", "upgrade")) {
+		*why = "a WebSocket handshake needs the headers "
+		    "\"Upgrade: websocket\" and \"Connection: Upgrade\"";
 		return (400);
+	}
 	/* A missing version also gets 426: the answer says which we speak. */
 	if ((v = http_header(req, "Sec-WebSocket-Version")) == NULL ||
-	    strcmp(v, "13") != 0)
+	    strcmp(v, "13") != 0) {
+		*why = "this server speaks WebSocket version 13 only "
+		    "(Sec-WebSocket-Version: 13)";
 		return (426);
+	}
 	if ((key = http_header(req, "Sec-WebSocket-Key")) == NULL ||
-	    !ws_key_valid(key))
+	    !ws_key_valid(key)) {
+		*why = "Sec-WebSocket-Key must be 16 random bytes in base64 "
+		    "(24 characters)";
 		return (400);
+	}
 	return (0);
 }
 
@@ -587,12 +617,22 @@ struct ws_conn {
 	void			*arg;
 	struct event		*ev_wait;	/* close handshake deadline */
 	struct event		*ev_defer;	/* early input, send errors */
+	int64_t			 heard_ms;	/* last bytes in */
+	int64_t			 ping_sent;	/* our unanswered ping; 0 none */
+	int64_t			 ping_clock;	/* ... its timeout runs since */
+	uint64_t		 ping_end;	/* ... where it ends in out_total */
+	uint64_t		 out_total;	/* bytes ever queued to send */
+	uint64_t		 acked;		/* ... that the peer's TCP took */
+	int			 frags;		/* frames of this message */
 	int			 busy;		/* our callbacks on the stack */
-	int			 closing;	/* we queued a close frame */
-	uint16_t		 code;		/* ... with this code */
-	int			 broken;	/* a send failed */
-	int			 done;		/* on_close ran */
-	int			 freed;		/* ws_conn_free() was called */
+	uint16_t		 code;		/* our close code */
+	unsigned		 server:1;
+	unsigned		 closing:1;	/* we queued a close frame */
+	unsigned		 aborted:1;	/* ... and wait for nothing */
+	unsigned		 paused:1;	/* output over WS_OUT_PAUSE */
+	unsigned		 broken:1;	/* a send failed */
+	unsigned		 done:1;	/* on_close ran */
+	unsigned		 freed:1;	/* ws_conn_free() was called */
 };
 
 static void	conn_finish(struct ws_conn *, int);
@@ -616,6 +656,11 @@ conn_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
 	struct ws_conn	*c = arg;
 	int		 n;
 
+	/* Paused: what is left waits in the input until the output drains. */
+	if (c->paused) {
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return (-1);
+	}
 	n = evbuffer_remove(bufferevent_get_input(c->bev), buf, len);
 	if (n <= 0) {
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
@@ -635,23 +680,47 @@ conn_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
     int flags __unused, void *arg)
 {
 	struct ws_conn	*c = arg;
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
 
-	if (evbuffer_add(bufferevent_get_output(c->bev), data, len) == -1) {
+	if (evbuffer_add(out, data, len) == -1) {
 		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
 		return (-1);
+	}
+	c->out_total += len;
+	if (c->server && !c->paused &&
+	    evbuffer_get_length(out) > WS_OUT_PAUSE) {
+		c->paused = 1;
+		bufferevent_disable(c->bev, EV_READ);
 	}
 	return (len);
 }
 
-/* Masks must be unpredictable (RFC 6455 section 10.3). */
-static int
-conn_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
-    void *arg __unused)
+/*
+ * A message in many frames costs wslay an allocation per frame: count them
+ * (control frames in between do not count) and refuse past the cap.
+ */
+static void
+conn_frame_start_cb(wslay_event_context_ptr ctx,
+    const struct wslay_event_on_frame_recv_start_arg *a, void *arg)
 {
-	if (RAND_bytes(buf, len) != 1) {
-		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-		return (-1);
-	}
+	struct ws_conn	*c = arg;
+
+	if (a->opcode & 0x8)
+		return;
+	if (a->opcode != WSLAY_CONTINUATION_FRAME)
+		c->frags = 0;
+	if (++c->frags <= WS_MAX_FRAGMENTS)
+		return;
+	ws_conn_close(c, WSLAY_CODE_MESSAGE_TOO_BIG, "too many fragments");
+	wslay_event_shutdown_read(ctx);
+}
+
+/* Masks must be unpredictable (RFC 6455 section 10.3): see rng.c. */
+static int
+conn_genmask_cb(wslay_event_context_ptr ctx __unused, uint8_t *buf,
+    size_t len, void *arg __unused)
+{
+	rng_bytes(buf, len);
 	return (0);
 }
 
@@ -820,6 +889,7 @@ conn_read_cb(struct bufferevent *bev __unused, void *arg)
 	struct ws_conn	*c = arg;
 
 	c->busy++;
+	c->heard_ms = mono_us() / 1000;
 	conn_input(c);
 	conn_leave(c);
 }
@@ -833,6 +903,12 @@ conn_write_cb(struct bufferevent *bev __unused, void *arg)
 	if (!c->done && !c->freed) {
 		conn_flush(c);
 		conn_check(c);
+	}
+	if (!c->done && !c->freed && c->paused) {
+		/* Drained: read again, first what waited in the input. */
+		c->paused = 0;
+		bufferevent_enable(c->bev, EV_READ);
+		event_active(c->ev_defer, EV_TIMEOUT, 1);
 	}
 	if (!c->done && !c->freed && !c->closing && c->cbs.on_drain != NULL &&
 	    ws_conn_pending(c) == 0)
@@ -866,7 +942,9 @@ conn_defer_cb(evutil_socket_t fd __unused, short what __unused, void *arg)
 	struct ws_conn	*c = arg;
 
 	c->busy++;
-	if (c->broken)
+	if (c->aborted)
+		conn_finish(c, conn_code(c));
+	else if (c->broken)
 		conn_check(c);
 	else
 		conn_input(c);
@@ -879,7 +957,7 @@ ws_conn_new(struct bufferevent *bev, int server, size_t max_msg,
 {
 	static const struct wslay_event_callbacks wcb = {
 		conn_recv_cb, conn_send_cb, conn_genmask_cb,
-		NULL, NULL, NULL, conn_msg_cb
+		conn_frame_start_cb, NULL, NULL, conn_msg_cb
 	};
 	struct event_base	*base = bufferevent_get_base(bev);
 	struct ws_conn		*c;
@@ -889,6 +967,8 @@ ws_conn_new(struct bufferevent *bev, int server, size_t max_msg,
 	c->bev = bev;
 	c->cbs = *cbs;
 	c->arg = arg;
+	c->server = server != 0;
+	c->heard_ms = mono_us() / 1000;
 	if (server)
 		r = wslay_event_context_server_init(&c->ctx, &wcb, c);
 	else
@@ -965,6 +1045,93 @@ ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason)
 	c->closing = 1;
 	c->code = code;
 	conn_flush(c);
+}
+
+/*
+ * Give up on the connection now: queue a close frame (it leaves if the
+ * socket takes it at once) and report the end without waiting for an
+ * answer.  For a peer that is gone or hopelessly behind.
+ */
+void
+ws_conn_abort(struct ws_conn *c, uint16_t code, const char *reason)
+{
+	if (c->done || c->freed || c->aborted)
+		return;
+	ws_conn_close(c, code, reason);
+	if (!c->closing) {
+		/* A close was already on its way; ours is the reason now. */
+		c->closing = 1;
+		c->code = code;
+	}
+	c->aborted = 1;
+	event_active(c->ev_defer, EV_TIMEOUT, 1);
+}
+
+/*
+ * Bytes the peer's TCP acknowledged, so far: all we queued less what
+ * waits in our buffer and in the kernel's send queue.
+ */
+static uint64_t
+conn_acked(struct ws_conn *c)
+{
+	evutil_socket_t	 fd = bufferevent_getfd(c->bev);
+	uint64_t	 left;
+	int		 outq = 0;
+
+	left = evbuffer_get_length(bufferevent_get_output(c->bev));
+	if (fd != -1 && ioctl(fd, SIOCOUTQ, &outq) == 0 && outq > 0)
+		left += (uint64_t)outq;
+	return (c->out_total - (left < c->out_total ? left : c->out_total));
+}
+
+/*
+ * Our data queued ahead of the ping delays the answer: while the peer's
+ * TCP keeps taking it, the ping's clock starts again.  Once the ping
+ * itself is taken, only an answer counts (a stopped process's kernel
+ * still acknowledges what fits in its buffer).
+ */
+static int
+conn_ping_late(struct ws_conn *c, int64_t now, int timeout_ms)
+{
+	uint64_t	 acked = conn_acked(c);
+
+	if (acked > c->acked && c->acked < c->ping_end)
+		c->ping_clock = now;
+	c->acked = acked;
+	return (now - c->ping_clock >= timeout_ms);
+}
+
+uint64_t
+ws_conn_taken(struct ws_conn *c, size_t *waiting)
+{
+	uint64_t	 acked = conn_acked(c);
+
+	*waiting = (size_t)(c->out_total - acked);
+	return (acked);
+}
+
+int
+ws_conn_heartbeat(struct ws_conn *c, int64_t now, int interval_ms,
+    int timeout_ms)
+{
+	struct wslay_event_msg	 m = { WSLAY_PING, NULL, 0 };
+
+	if (c->done || c->freed || c->closing)
+		return (0);
+	if (c->ping_sent != 0) {
+		if (c->heard_ms < c->ping_sent)
+			return (conn_ping_late(c, now, timeout_ms) ? -1 : 0);
+		c->ping_sent = 0;
+	}
+	if (interval_ms <= 0 || now - c->heard_ms < interval_ms)
+		return (0);
+	c->acked = conn_acked(c);
+	if (wslay_event_queue_msg(c->ctx, &m) != 0)
+		return (0);
+	conn_flush(c);
+	c->ping_sent = c->ping_clock = now;
+	c->ping_end = c->out_total;
+	return (0);
 }
 
 size_t

@@ -1,8 +1,10 @@
 /*
- * ws_worker.c: the node's only listener.  It speaks HTTP/1.1 on the port,
- * upgrades clients and peers' inbound links to WebSocket, checks every
- * frame (wire.c) and relays what is valid to the master, which owns the
- * store.  It keeps no messages of its own, so a restart loses nothing.
+ * ws_worker.c: the node's only listener.  It speaks HTTP/1.1 on the port
+ * (ws_http.c), upgrades clients and peers' inbound links to WebSocket,
+ * checks every frame (wire.c) and relays what is valid to the master,
+ * which owns the store.  It keeps no messages of its own, so a restart
+ * loses nothing.  Who gets a place at all is ws_admit.c's to say; one
+ * sweep timer runs every connection's timeouts and heartbeats.
  */
 #include <sys/types.h>
 #include <sys/queue.h>
@@ -17,6 +19,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -28,15 +31,16 @@
 #include "log.h"
 #include "wire.h"
 #include "ws.h"
+#include "ws_worker.h"
 
-#define HTTP_TIMEOUT_SECS	10
-#define SLOW_CLIENT_BYTES	(16 * 1024 * 1024)
 #define QUIT_GRACE_MS		1500
-#define CONN_SLACK		16
+#define SWEEP_MS		500
 /*
  * A peer's messages were accepted under its own limits, which may be
- * larger than ours: its link gets a generous cap, so that one large
- * message cannot stall replication from it for good.
+ * larger than ours: a link that proved itself (a signed hello, or a seed
+ * peer, which cannot sign) gets a generous cap, so that one large message
+ * cannot stall replication from it for good.  Anyone else who claims to
+ * be a node gets max_frame_bytes like every client.
  */
 #define PEER_MAX_FRAME		(16 * 1024 * 1024)
 /*
@@ -48,62 +52,17 @@
 #define HISTORY_PAGE_DEFAULT	100	/* a history request's limit */
 #define HISTORY_PAGE_MAX	1000
 
-enum conn_kind {
-	CONN_HTTP,		/* reading a request head */
-	CONN_CLIENT,		/* WebSocket, not (yet) a peer */
-	CONN_PEER		/* WebSocket, said hello as a configured node */
-};
+struct ws_worker	 W;
 
-struct conn {
-	uint64_t		 id;
-	enum conn_kind		 kind;
-	struct bufferevent	*bev;		/* while HTTP */
-	struct ws_conn		*ws;		/* once upgraded */
-	int			 joined;	/* gets pushed messages */
-	int			 streaming;	/* its history (or a page) is coming */
-	int			 want_more;	/* ... next chunk once drained */
-	int			 closing;	/* close sent: send nothing */
-	int			 waiting;	/* for the master's /status */
-	int			 keep;		/* keep-alive after it */
-	int			 head_only;	/* ... and it was a HEAD */
-	char			 peer[NT_ID_MAX + 1];
-	TAILQ_ENTRY(conn)	 entry;
-};
-
-static struct {
-	struct event_base	*base;
-	struct nt_config	*conf;
-	struct chan		*ch;
-	struct evconnlistener	*listener;
-	TAILQ_HEAD(, conn)	 conns;
-	size_t			 nconns;
-	uint64_t		 next_id;
-	char			**peers;	/* configured node ids */
-	int64_t			*peer_ts;	/* last signed hello taken */
-	size_t			 npeers;
-	int			 seeds;		/* any seed peer configured */
-	int			 quitting;
-	int			 clients_sent;
-	char			*www_dir;
-} W;
-
-/* What GET / serves: the page, from www_dir. */
-static const struct {
-	const char	*path;
-	const char	*file;
-	const char	*type;
-} page_files[] = {
-	{ "/", "index.html", "text/html; charset=utf-8" },
-	{ "/index.html", "index.html", "text/html; charset=utf-8" },
-	{ "/app.js", "app.js", "text/javascript; charset=utf-8" },
-	{ "/style.css", "style.css", "text/css; charset=utf-8" },
-};
-
-#define PAGE_MAX	(1024 * 1024)
-
-static void	conn_free(struct conn *);
 static void	conn_send(struct conn *, char *json);
 static struct conn *frame_conn_req(const msgpack_object *);
+
+/* Monotonic milliseconds: what every timeout here is measured in. */
+int64_t
+ws_now(void)
+{
+	return (mono_us() / 1000);
+}
 
 static struct conn *
 conn_find(uint64_t id)
@@ -128,32 +87,55 @@ peer_index(const char *id)
 	return (-1);
 }
 
+/* A new set of peers; what is known of a kept one (its last hello) stays. */
 static void
-peers_set(char **ids, size_t n, int seeds)
+peers_set(char **ids, int *seed, size_t n)
 {
+	int64_t	*ts;
 	size_t	 i;
+	int	 j;
 
+	ts = xcalloc(n, sizeof(*ts));
+	for (i = 0; i < n; i++)
+		if ((j = peer_index(ids[i])) != -1)
+			ts[i] = W.peer_ts[j];
 	for (i = 0; i < W.npeers; i++)
 		free(W.peers[i]);
 	free(W.peers);
+	free(W.peer_seed);
 	free(W.peer_ts);
 	W.peers = ids;
-	W.peer_ts = xcalloc(n, sizeof(*W.peer_ts));
+	W.peer_seed = seed;
+	W.peer_ts = ts;
 	W.npeers = n;
-	W.seeds = seeds;
+	W.seeds = 0;
+	for (i = 0; i < n; i++)
+		W.seeds |= seed[i];
 }
 
 static void
 peers_from_config(void)
 {
-	char	**ids;
-	size_t	  i, n = 0;
+	const char	**hosts;
+	char		**ids;
+	int		 *seed;
+	size_t		  i, n = 0;
 
+	/* Gateways to a NATS stream have no peers: nobody may replicate. */
 	ids = xcalloc(W.conf->nnodes, sizeof(*ids));
-	for (i = 0; i < W.conf->nnodes; i++)
-		if (&W.conf->nodes[i] != W.conf->self)
-			ids[n++] = xstrdup(W.conf->nodes[i].id);
-	peers_set(ids, n, config_has_seed(W.conf));
+	seed = xcalloc(W.conf->nnodes, sizeof(*seed));
+	hosts = xcalloc(W.conf->nnodes, sizeof(*hosts));
+	for (i = 0; i < W.conf->nnodes; i++) {
+		if (&W.conf->nodes[i] == W.conf->self ||
+		    W.conf->engine != ENGINE_MESH)
+			continue;
+		seed[n] = W.conf->nodes[i].seed;
+		hosts[n] = W.conf->nodes[i].host;
+		ids[n++] = xstrdup(W.conf->nodes[i].id);
+	}
+	peers_set(ids, seed, n);
+	admit_peer_hosts(hosts, n);
+	free(hosts);
 }
 
 /* Tell the master how many WebSocket clients we serve (for /status). */
@@ -161,16 +143,12 @@ static void
 clients_report(void)
 {
 	struct chan_frame	 f;
-	struct conn		*c;
-	int			 n = 0;
 
-	TAILQ_FOREACH(c, &W.conns, entry)
-		n += (c->kind == CONN_CLIENT);
-	if (n == W.clients_sent)
+	if (W.nclients == W.clients_sent)
 		return;
-	W.clients_sent = n;
+	W.clients_sent = W.nclients;
 	frame_begin(&f, CH_CLIENTS, 1);
-	frame_u64(&f, "n", (uint64_t)n);
+	frame_u64(&f, "n", (uint64_t)W.nclients);
 	chan_send(W.ch, &f);
 }
 
@@ -179,6 +157,15 @@ quit_check(void)
 {
 	if (W.quitting && TAILQ_EMPTY(&W.conns))
 		event_base_loopbreak(W.base);
+}
+
+void
+conn_set_kind(struct conn *c, enum conn_kind kind)
+{
+	W.nclients -= (c->kind == CONN_CLIENT);
+	c->kind = kind;
+	W.nclients += (c->kind == CONN_CLIENT);
+	clients_report();
 }
 
 /* The master sends the next chunk of c's history, or stops. */
@@ -194,13 +181,29 @@ history_more(struct conn *c, int stop)
 	chan_send(W.ch, &f);
 }
 
+/*
+ * max_clients counts clients that joined and those whose join is under
+ * way (their history is coming); peers never join.
+ */
 static void
+conn_set_join(struct conn *c, int joined, int streaming)
+{
+	W.njoined -= (c->joined || c->streaming);
+	c->joined = joined;
+	c->streaming = streaming;
+	W.njoined += (c->joined || c->streaming);
+}
+
+void
 conn_free(struct conn *c)
 {
 	if (c->streaming)
 		history_more(c, 1);
 	TAILQ_REMOVE(&W.conns, c, entry);
 	W.nconns--;
+	admit_forget(c);
+	W.njoined -= (c->joined || c->streaming);
+	W.nclients -= (c->kind == CONN_CLIENT);
 	if (c->ws != NULL)
 		ws_conn_free(c->ws);
 	if (c->bev != NULL)
@@ -219,7 +222,7 @@ conn_send(struct conn *c, char *json)
 	free(json);
 }
 
-static void
+void
 conn_close(struct conn *c, uint16_t code, const char *reason)
 {
 	if (c->closing || c->ws == NULL)
@@ -233,6 +236,7 @@ send_error(struct conn *c, const char *code, const char *message)
 {
 	log_debug("conn %llu: error %s: %s", (unsigned long long)c->id, code,
 	    message);
+	have_set(&W.errors, code, have_get(&W.errors, code) + 1);
 	conn_send(c, wire_error(code, message));
 }
 
@@ -245,7 +249,7 @@ relay_chat(struct conn *c, struct wire_in *w)
 
 	frame_begin(&f, CH_CHAT, w->msg.client_id != NULL ? 6 : 5);
 	frame_u64(&f, "conn", c->id);
-	frame_i64(&f, "t", mono_us());
+	frame_i64(&f, "t_us", mono_us());
 	frame_u64(&f, "after", w->after);
 	frame_str(&f, "from", w->msg.from);
 	frame_str(&f, "text", w->msg.text);
@@ -270,36 +274,62 @@ relay_seed_chat(struct wire_in *w)
  * Python prototype, which sends each replicated chat on a fresh,
  * hello-less connection: accepted where a seed peer is configured.
  */
+/*
+ * A replicated chat follows our max_message_bytes like a client's: a
+ * longer one was accepted by a node with a larger limit, and is refused
+ * here (nodes must agree on limits).  Said once in a while in the log,
+ * with the peer, the message and the limit, and to the sender.
+ */
+static int
+replicated_too_long(struct conn *c, struct wire_in *w)
+{
+	static struct ratelimit	 rl_peer, rl_seed;
+	size_t			 len = strlen(w->msg.text);
+	char			 note[RATELIMIT_NOTE];
+
+	if (len <= (size_t)W.conf->max_message_bytes)
+		return (0);
+	if (w->has_identity && ratelimit_pass(&rl_peer, now_ms(), note,
+	    sizeof(note)))
+		log_warnx("refusing a replicated chat %s-%llu from peer %s: "
+		    "its text of %zu bytes is over max_message_bytes (%d); "
+		    "nodes must agree on limits%s", w->msg.origin,
+		    (unsigned long long)w->msg.seq, c->peer, len,
+		    W.conf->max_message_bytes, note);
+	else if (!w->has_identity && ratelimit_pass(&rl_seed, now_ms(), note,
+	    sizeof(note)))
+		log_warnx("refusing a replicated chat from a seed node: its "
+		    "text of %zu bytes is over max_message_bytes (%d); nodes "
+		    "must agree on limits%s", len, W.conf->max_message_bytes,
+		    note);
+	send_error(c, "too_long", "'text' is over this node's "
+	    "max_message_bytes");
+	return (1);
+}
+
 static void
 on_replicated(struct conn *c, struct wire_in *w)
 {
 	struct chan_frame	 f;
 
 	if (c->kind == CONN_PEER && w->has_identity) {
+		if (replicated_too_long(c, w))
+			return;
 		frame_begin(&f, CH_PEER_CHAT, 3);
 		frame_u64(&f, "conn", c->id);
 		frame_str(&f, "peer", c->peer);
 		frame_msg(&f, "msg", &w->msg);
 		chan_send(W.ch, &f);
-	} else if (W.seeds && W.conf->secret[0] == '\0' && !w->has_identity)
-		relay_seed_chat(w);
-	else if (c->kind == CONN_PEER)
+	} else if (W.seeds && W.conf->secret[0] == '\0' &&
+	    !w->has_identity) {
+		if (!replicated_too_long(c, w))
+			relay_seed_chat(w);
+	} else if (c->kind == CONN_PEER)
 		send_error(c, "missing_field",
 		    "a replicated chat needs origin and seq");
 	else
 		send_error(c, "not_peer",
 		    "only a configured node may send replicated messages");
-}
-
-static size_t
-joined_clients(void)
-{
-	struct conn	*c;
-	size_t		 n = 0;
-
-	TAILQ_FOREACH(c, &W.conns, entry)
-		n += c->joined || c->streaming;
-	return (n);
 }
 
 static void
@@ -313,16 +343,15 @@ on_join(struct conn *c, struct wire_in *w)
 		    "sending on this connection");
 		return;
 	}
-	/* max_clients counts joined clients; peers never join. */
-	if (!c->joined && joined_clients() >= (size_t)W.conf->max_clients) {
+	if (!c->joined && W.njoined >= (size_t)W.max_clients) {
 		send_error(c, "too_many_clients", "max_clients reached; try "
 		    "again later");
 		conn_close(c, 1013, "try again later");
 		return;
 	}
 	/* Pushes wait for the end of the history, which carries them. */
-	c->joined = 0;
-	c->streaming = 1;
+	conn_set_join(c, 0, 1);
+	c->cluster = w->want_cluster;
 	frame_begin(&f, CH_JOIN, w->has_since ? 2 : 1);
 	frame_u64(&f, "conn", c->id);
 	if (w->has_since)
@@ -342,11 +371,18 @@ on_history_req(struct conn *c, struct wire_in *w)
 		    "sending on this connection");
 		return;
 	}
+	/* A reader that has not joined counts as a client while it reads. */
+	if (!c->joined && W.njoined >= (size_t)W.max_clients) {
+		send_error(c, "too_many_clients", "max_clients reached; try "
+		    "again later");
+		conn_close(c, 1013, "try again later");
+		return;
+	}
 	if (limit == 0)
 		limit = HISTORY_PAGE_DEFAULT;
 	if (limit > HISTORY_PAGE_MAX)
 		limit = HISTORY_PAGE_MAX;
-	c->streaming = 1;
+	conn_set_join(c, c->joined, 1);
 	frame_begin(&f, CH_PAGE, w->has_before ? 5 : 2);
 	frame_u64(&f, "conn", c->id);
 	frame_u64(&f, "limit", limit);
@@ -358,71 +394,124 @@ on_history_req(struct conn *c, struct wire_in *w)
 	chan_send(W.ch, &f);
 }
 
+/* A hello that does not make a peer: one log line per cause, then close. */
+static void
+hello_refuse(struct conn *c, const char *from, const char *code,
+    const char *why, uint16_t close_code, const char *close_reason)
+{
+	char	 addr[64];
+
+	log_limit_warnx(why, "refused hello from %s: %s (address %s)", from,
+	    why, addr_str(c->addr, addr, sizeof(addr)));
+	send_error(c, code, why);
+	conn_close(c, close_code, close_reason);
+}
+
+/* With a cluster secret, only a signed, fresh hello for us makes a peer. */
+static int
+hello_auth(struct conn *c, struct wire_in *w, int i)
+{
+	const char	*why;
+
+	if (auth_hello_check(W.conf->secret, w->from, w->to != NULL ? w->to :
+	    "", (int64_t)w->hello_ts, w->auth, now_ms(), W.peer_ts[i],
+	    &why) == -1) {
+		hello_refuse(c, w->from, "auth_failed", why, 1008,
+		    "authentication failed");
+		return (-1);
+	}
+	if (w->to == NULL || strcmp(w->to, W.conf->node_id) != 0) {
+		hello_refuse(c, w->from, "auth_failed",
+		    "hello for another node", 1008, "authentication failed");
+		return (-1);
+	}
+	W.peer_ts[i] = (int64_t)w->hello_ts;
+	return (0);
+}
+
 static void
 on_hello(struct conn *c, struct wire_in *w)
 {
 	struct chan_frame	 f;
-	const char		*why;
 	int			 i;
 
-	if ((i = peer_index(w->from)) == -1) {
-		send_error(c, "unknown_peer", "hello from a node that is not "
-		    "configured here");
+	if (c->kind == CONN_PEER) {
+		send_error(c, "bad_type", "this link said hello already");
 		return;
 	}
-	/* With a cluster secret, only a signed, fresh hello makes a peer. */
-	if (W.conf->secret[0] != '\0') {
-		if (auth_hello_check(W.conf->secret, w->from,
-		    w->to != NULL ? w->to : "", (int64_t)w->hello_ts, w->auth,
-		    now_ms(), W.peer_ts[i], &why) == -1) {
-			log_warnx("refused hello from %s: %s", w->from, why);
-			send_error(c, "auth_failed", why);
-			conn_close(c, 1008, "authentication failed");
-			return;
-		}
-		if (w->to == NULL || strcmp(w->to, W.conf->node_id) != 0) {
-			send_error(c, "auth_failed", "hello for another node");
-			conn_close(c, 1008, "authentication failed");
-			return;
-		}
-		W.peer_ts[i] = (int64_t)w->hello_ts;
+	if ((i = peer_index(w->from)) == -1) {
+		hello_refuse(c, w->from, "unknown_peer",
+		    strcmp(w->from, W.conf->node_id) == 0 ?
+		    "a hello with this node's own id" :
+		    "hello from a node that is not configured here", 1008,
+		    "not a configured node");
+		return;
 	}
-	c->kind = CONN_PEER;
+	if (W.conf->secret[0] != '\0' && hello_auth(c, w, i) == -1)
+		return;
+	admit_as_peer(c);
+	c->active = 1;
+	conn_set_kind(c, CONN_PEER);
 	snprintf(c->peer, sizeof(c->peer), "%s", w->from);
-	ws_conn_set_max(c->ws, PEER_MAX_FRAME);
+	if (W.conf->secret[0] != '\0' || W.peer_seed[i])
+		ws_conn_set_max(c->ws, PEER_MAX_FRAME);
 	frame_begin(&f, CH_PEER_HELLO, 2);
 	frame_u64(&f, "conn", c->id);
 	frame_str(&f, "peer", c->peer);
 	chan_send(W.ch, &f);
-	clients_report();
+}
+
+/* Say the limit, so that the sender knows what would be taken. */
+static void
+text_too_long(struct conn *c, size_t len)
+{
+	char	*why;
+
+	xasprintf(&why, "'text' is %zu bytes; this node takes at most %d "
+	    "(max_message_bytes)", len, W.conf->max_message_bytes);
+	send_error(c, "too_long", why);
+	free(why);
 }
 
 static void
 on_text(struct ws_conn *ws, const char *buf, size_t len, void *arg)
 {
-	struct conn	*c = arg;
-	struct wire_in	 w;
-	const char	*code;
-	char		*why;
+	struct conn		*c = arg;
+	struct wire_in		 w;
+	struct wire_limits	 lim;
+	const char		*code;
+	char			*why;
 
 	if (c->closing)
 		return;
-	/* The text cap is a client's: replicated text was accepted elsewhere. */
-	if (wire_parse(buf, len, 0, &w, &code, &why) == -1) {
+	/* The text cap depends on the path: see on_replicated, relay_chat. */
+	lim.max_text = 0;
+	lim.max_origins = wire_origin_cap(W.npeers + 1);
+	if (wire_parse(buf, len, &lim, &w, &code, &why) == -1) {
 		send_error(c, code, why);
 		free(why);
 		return;
 	}
+	/* A place kept for a peer's link: a hello, or it goes. */
+	if (c->pool == POOL_RESERVE && w.type != WIRE_HELLO) {
+		send_error(c, "too_many_clients", "no room for more clients; "
+		    "try again later");
+		conn_close(c, 1013, "try again later");
+		wire_in_clear(&w);
+		return;
+	}
 	switch (w.type) {
 	case WIRE_CHAT:
+		c->active = 1;
 		if (w.replicated)
 			on_replicated(c, &w);
 		else if (strlen(w.msg.text) > (size_t)W.conf->max_message_bytes)
-			send_error(c, "too_long", "'text' is too long");
+			text_too_long(c, strlen(w.msg.text));
 		else
 			relay_chat(c, &w);
 		break;
 	case WIRE_JOIN:
+		c->active = 1;
 		on_join(c, &w);
 		break;
 	case WIRE_HISTORY:
@@ -460,96 +549,18 @@ on_drain(struct ws_conn *ws, void *arg)
 
 static const struct ws_conn_cbs conn_cbs = { on_text, on_close, on_drain };
 
-/* HTTP. */
-
-static void
-http_reply(struct conn *c, int status, const char *extra, int keep)
+/* The handshake went out: the connection speaks WebSocket from now on. */
+void
+conn_upgraded(struct conn *c)
 {
-	char	 body[128];
-	int	 len;
-
-	len = snprintf(body, sizeof(body), "%d %s\n", status,
-	    http_reason(status));
-	http_respond(bufferevent_get_output(c->bev), status,
-	    "text/plain; charset=utf-8", extra, body, len, 0, keep);
-}
-
-static void
-http_upgrade(struct conn *c, struct http_req *req)
-{
-	int	 status;
-
-	if ((status = ws_check_upgrade(req)) != 0) {
-		http_reply(c, status, status == 426 ?
-		    "Sec-WebSocket-Version: 13\r\n" : NULL, 0);
-		bufferevent_disable(c->bev, EV_READ);
-		return;
-	}
-	ws_server_accept(bufferevent_get_output(c->bev), req);
-	bufferevent_set_timeouts(c->bev, NULL, NULL);
-	c->kind = CONN_CLIENT;
+	c->since_ms = ws_now();
 	c->ws = ws_conn_new(c->bev, 1, W.conf->max_frame_bytes, &conn_cbs, c);
 	c->bev = NULL;
-	clients_report();
+	conn_set_kind(c, CONN_CLIENT);
 }
 
-static void
-http_after_reply(struct conn *c, int keep);
-
-static void
-www_set(const char *dir)
-{
-	free(W.www_dir);
-	W.www_dir = xstrdup(dir[0] != '\0' ? dir : PKGDATADIR "/www");
-}
-
-/* Read one of the page's files; NULL when it cannot be read. */
-static char *
-www_read(const char *file, size_t *len)
-{
-	char	*path, *buf;
-	FILE	*f;
-
-	xasprintf(&path, "%s/%s", W.www_dir, file);
-	f = fopen(path, "r");
-	if (f == NULL) {
-		log_warn("%s", path);
-		free(path);
-		return (NULL);
-	}
-	buf = xmalloc(PAGE_MAX);
-	*len = fread(buf, 1, PAGE_MAX, f);
-	if (ferror(f) || !feof(f)) {
-		log_warnx("%s: unreadable or over %d bytes", path, PAGE_MAX);
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	free(path);
-	return (buf);
-}
-
-static int
-serve_file(struct conn *c, const char *file, const char *type, int head,
-    int keep)
-{
-	char	*body;
-	size_t	 len;
-
-	if ((body = www_read(file, &len)) == NULL) {
-		http_reply(c, 500, NULL, keep);
-		return (keep);
-	}
-	/* Revalidate on every load: an upgrade must reach open browsers. */
-	http_respond(bufferevent_get_output(c->bev), 200, type,
-	    "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n",
-	    body, len, head, keep);
-	free(body);
-	return (keep);
-}
-
-/* /status and /metrics come from the master; reading pauses meanwhile. */
-static void
+/* /status and /metrics come from the master. */
+void
 ask_status(struct conn *c, const char *what, int head, int keep)
 {
 	struct chan_frame	 f;
@@ -557,126 +568,11 @@ ask_status(struct conn *c, const char *what, int head, int keep)
 	c->waiting = 1;
 	c->keep = keep;
 	c->head_only = head;
-	frame_begin(&f, CH_STATUS, 2);
+	frame_begin(&f, CH_STATUS, 3);
 	frame_u64(&f, "req", c->id);
 	frame_str(&f, "what", what);
+	frame_have(&f, "errors", &W.errors);
 	chan_send(W.ch, &f);
-}
-
-/* Returns whether to keep the connection (-1: wait for the master). */
-static int
-http_route(struct conn *c, struct http_req *req)
-{
-	int	 keep = http_keepalive(req), head, known = 0;
-	size_t	 i;
-	char	*q;
-
-	/* We never read bodies, so a request with one ends the connection. */
-	if (http_header(req, "Content-Length") != NULL &&
-	    strcmp(http_header(req, "Content-Length"), "0") != 0)
-		keep = 0;
-	if (http_header(req, "Transfer-Encoding") != NULL)
-		keep = 0;
-	if ((q = strchr(req->path, '?')) != NULL)
-		*q = '\0';
-	head = strcmp(req->method, "HEAD") == 0;
-	for (i = 0; i < sizeof(page_files) / sizeof(page_files[0]); i++)
-		known |= strcmp(req->path, page_files[i].path) == 0;
-	known |= strcmp(req->path, "/status") == 0 ||
-	    strcmp(req->path, "/metrics") == 0;
-	if (!known) {
-		http_reply(c, 404, NULL, keep);
-		return (keep);
-	}
-	if (!head && strcmp(req->method, "GET") != 0) {
-		http_reply(c, 405, "Allow: GET, HEAD\r\n", keep);
-		return (keep);
-	}
-	if (strcmp(req->path, "/status") == 0 ||
-	    strcmp(req->path, "/metrics") == 0) {
-		ask_status(c, req->path + 1, head, keep);
-		return (-1);
-	}
-	for (i = 0; i < sizeof(page_files) / sizeof(page_files[0]); i++)
-		if (strcmp(req->path, page_files[i].path) == 0)
-			break;
-	return (serve_file(c, page_files[i].file, page_files[i].type, head,
-	    keep));
-}
-
-static void
-http_done_cb(struct bufferevent *bev, void *arg)
-{
-	conn_free(arg);
-}
-
-static void
-http_read_cb(struct bufferevent *bev, void *arg)
-{
-	struct conn	*c = arg;
-	struct http_req	 req;
-	int		 rv, status, keep;
-
-	while (c->bev != NULL && !c->waiting &&
-	    (rv = http_parse_request(bufferevent_get_input(bev), &req,
-	    &status)) != 0) {
-		if (rv == -1) {
-			http_reply(c, status, NULL, 0);
-			keep = 0;
-		} else if (ws_is_upgrade(&req)) {
-			http_upgrade(c, &req);
-			http_req_clear(&req);
-			return;
-		} else
-			keep = http_route(c, &req);
-		if (rv == 1)
-			http_req_clear(&req);
-		if (keep == -1)
-			return;
-		if (!keep) {
-			http_after_reply(c, 0);
-			return;
-		}
-	}
-}
-
-static void
-http_after_reply(struct conn *c, int keep)
-{
-	if (keep) {
-		http_read_cb(c->bev, c);	/* a pipelined request */
-		return;
-	}
-	/* Close once the answer is out. */
-	bufferevent_disable(c->bev, EV_READ);
-	bufferevent_setcb(c->bev, NULL, http_done_cb, NULL, c);
-}
-
-static void
-on_status(const msgpack_object *o)
-{
-	struct conn	*c;
-	char		*body;
-	int		 metrics;
-
-	if ((body = frame_get_str(o, "body")) == NULL)
-		fatalx("bad CH_STATUS frame from the master");
-	if ((c = frame_conn_req(o)) != NULL && c->waiting && c->bev != NULL) {
-		c->waiting = 0;
-		metrics = body[0] == '#';
-		http_respond(bufferevent_get_output(c->bev), 200, metrics ?
-		    "text/plain; version=0.0.4; charset=utf-8" :
-		    "application/json", "Cache-Control: no-store\r\n",
-		    body, strlen(body), c->head_only, c->keep);
-		http_after_reply(c, c->keep);
-	}
-	free(body);
-}
-
-static void
-http_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	conn_free(arg);
 }
 
 static void
@@ -684,35 +580,77 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
 	struct conn	*c;
-	struct timeval	 tv = { HTTP_TIMEOUT_SECS, 0 };
+	const char	*why = NULL;
+	char		 addr[64];
 
 	c = xcalloc(1, sizeof(*c));
 	c->id = ++W.next_id;
 	c->kind = CONN_HTTP;
+	c->since_ms = ws_now();
 	c->bev = bufferevent_socket_new(W.base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL)
 		fatalx("bufferevent_socket_new");
+	c->pool = admit(sa, &c->addr, &why);
+	W.npool[c->pool]++;
 	TAILQ_INSERT_TAIL(&W.conns, c, entry);
 	W.nconns++;
-	/* Room for every peer's link and a few HTTP requests beyond. */
-	if (W.quitting || W.nconns > (size_t)W.conf->max_clients + W.npeers +
-	    CONN_SLACK) {
-		log_warnx("refusing a connection: %s", W.quitting ?
-		    "shutting down" : "too many connections");
-		http_reply(c, 503, NULL, 0);
-		bufferevent_setcb(c->bev, NULL, http_done_cb, NULL, c);
+	if (c->pool != POOL_NONE) {
+		http_start(c);
 		return;
 	}
-	bufferevent_setcb(c->bev, http_read_cb, NULL, http_event_cb, c);
-	bufferevent_set_timeouts(c->bev, &tv, &tv);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	log_limit_warnx(why, "refusing a connection from %s: %s",
+	    addr_str(c->addr, addr, sizeof(addr)), why);
+	http_refuse(c, 503, why);
+}
+
+/* Timeouts and heartbeats, every connection's, from one timer. */
+
+/* A WebSocket connection: idle, a reserved place unused, or dead. */
+static void
+sweep_ws(struct conn *c, int64_t now)
+{
+	int64_t		 age = now - c->since_ms;
+	int		 interval;
+
+	if (c->closing)
+		return;
+	if (c->pool == POOL_RESERVE && age >= W.conf->http_timeout_ms) {
+		conn_close(c, 1013, "try again later");
+		return;
+	}
+	if (!c->active && age >= W.conf->join_timeout_ms) {
+		log_debug("conn %llu: no join, hello or chat in %d ms; closing",
+		    (unsigned long long)c->id, W.conf->join_timeout_ms);
+		conn_close(c, 1008, "idle: no join, hello or chat");
+		return;
+	}
+	interval = c->kind == CONN_PEER ? W.conf->peer_ping_interval_ms :
+	    W.conf->ping_interval_ms;
+	if (ws_conn_heartbeat(c->ws, now, interval,
+	    W.conf->ping_timeout_ms) == 0)
+		return;
+	if (c->kind == CONN_PEER)
+		log_info("Peer %s did not answer a ping in %d ms; closing its "
+		    "link", c->peer, W.conf->ping_timeout_ms);
+	else
+		log_debug("conn %llu: no answer to a ping in %d ms; closing",
+		    (unsigned long long)c->id, W.conf->ping_timeout_ms);
+	c->closing = 1;
+	ws_conn_abort(c->ws, 1011, "ping timeout");
 }
 
 static void
-accept_error_cb(struct evconnlistener *l, void *arg)
+sweep_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	/* Out of descriptors, most likely: pause instead of spinning. */
-	log_warn("accept");
+	struct conn	*c, *next;
+	int64_t		 now = ws_now();
+
+	TAILQ_FOREACH_SAFE(c, &W.conns, entry, next) {
+		if (c->ws != NULL)
+			sweep_ws(c, now);
+		else
+			http_sweep(c, now);
+	}
 }
 
 /* Frames from the master. */
@@ -737,12 +675,28 @@ frame_conn(const msgpack_object *o)
 	return (conn_find(id));
 }
 
+/*
+ * Whether a joined client fell too far behind: more than
+ * max_client_backlog_bytes wait for it, not counting what was still
+ * queued of its history when it joined (that drains first).
+ */
+static int
+conn_too_slow(struct conn *c)
+{
+	size_t	 pending = ws_conn_pending(c->ws);
+	size_t	 cap = (size_t)W.conf->max_client_backlog_bytes;
+
+	if (pending <= cap)
+		c->allowance = 0;
+	return (pending > cap + c->allowance);
+}
+
 static void
 on_push(const msgpack_object *o)
 {
 	struct conn	*c, *next;
 	struct nt_msg	 m;
-	char		*json;
+	char		*json, addr[64];
 	size_t		 len;
 
 	if (frame_get_msg(o, "msg", &m) == -1)
@@ -752,9 +706,11 @@ on_push(const msgpack_object *o)
 	TAILQ_FOREACH_SAFE(c, &W.conns, entry, next) {
 		if (!c->joined || c->closing)
 			continue;
-		if (ws_conn_pending(c->ws) > SLOW_CLIENT_BYTES) {
-			log_warnx("conn %llu reads too slowly; closing it",
-			    (unsigned long long)c->id);
+		if (conn_too_slow(c)) {
+			log_limit_warnx("too slow", "a client at %s reads "
+			    "too slowly (over %d bytes waiting); closing it",
+			    addr_str(c->addr, addr, sizeof(addr)),
+			    W.conf->max_client_backlog_bytes);
 			conn_close(c, 1008, "too slow");
 			continue;
 		}
@@ -816,10 +772,13 @@ on_joined(const msgpack_object *o)
 	frame_get_u64(o, "count", &count);
 	frame_get_bool(o, "recovered", &recovered);
 	frame_get_bool(o, "older", &older);
-	c->streaming = 0;
+	conn_set_join(c, 1, 0);
 	c->want_more = 0;
-	c->joined = 1;
 	conn_send(c, wire_joined(W.conf->node_id, count, recovered, older));
+	if (c->cluster && W.cluster != NULL)
+		conn_send(c, xstrdup(W.cluster));
+	if (c->ws != NULL)
+		c->allowance = ws_conn_pending(c->ws);
 }
 
 /* A page's last chunk went out. */
@@ -834,9 +793,27 @@ on_page_end(const msgpack_object *o)
 		return;
 	frame_get_u64(o, "count", &count);
 	frame_get_bool(o, "older", &older);
-	c->streaming = 0;
+	conn_set_join(c, c->joined, 0);
 	c->want_more = 0;
 	conn_send(c, wire_history_end(count, older));
+	if (c->ws != NULL && c->joined)
+		c->allowance = ws_conn_pending(c->ws);
+}
+
+/* The cluster changed: every page that asked hears it. */
+static void
+on_cluster(const msgpack_object *o)
+{
+	struct conn	*c;
+	size_t		 len;
+
+	free(W.cluster);
+	if ((W.cluster = frame_get_str(o, "json")) == NULL)
+		fatalx("bad CH_CLUSTER frame from the master");
+	len = strlen(W.cluster);
+	TAILQ_FOREACH(c, &W.conns, entry)
+		if (c->joined && c->cluster && !c->closing)
+			ws_conn_send_text(c->ws, W.cluster, len);
 }
 
 static void
@@ -866,6 +843,7 @@ on_fail(const msgpack_object *o)
 	free(message);
 }
 
+/* An array of strings; an absent key is an empty one. */
 static char **
 strv_get(const msgpack_object *o, const char *key, size_t *n)
 {
@@ -874,7 +852,9 @@ strv_get(const msgpack_object *o, const char *key, size_t *n)
 	uint32_t		  i;
 
 	*n = 0;
-	if (a == NULL || a->type != MSGPACK_OBJECT_ARRAY)
+	if (a == NULL)
+		return (xcalloc(1, sizeof(char *)));
+	if (a->type != MSGPACK_OBJECT_ARRAY)
 		fatalx("bad CH_PEERS frame from the master");
 	v = xcalloc(a->via.array.size + 1, sizeof(*v));
 	for (i = 0; i < a->via.array.size; i++) {
@@ -887,41 +867,136 @@ strv_get(const msgpack_object *o, const char *key, size_t *n)
 	return (v);
 }
 
+/* The master's answer to a request for /status or /metrics. */
+static void
+on_status(const msgpack_object *o)
+{
+	struct conn	*c;
+	char		*body;
+
+	if ((body = frame_get_str(o, "body")) == NULL)
+		fatalx("bad CH_STATUS frame from the master");
+	if ((c = frame_conn_req(o)) != NULL && c->waiting && c->bev != NULL)
+		http_status_answer(c, body);
+	free(body);
+}
+
+static int
+strv_has(char **v, size_t n, const char *s)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return (1);
+	return (0);
+}
+
+static void
+strv_free(char **v, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Links from a node that is no longer configured replicate no more. */
+static void
+peers_revoke(void)
+{
+	struct conn	*c, *next;
+
+	TAILQ_FOREACH_SAFE(c, &W.conns, entry, next) {
+		if (c->kind != CONN_PEER || c->closing ||
+		    peer_index(c->peer) != -1)
+			continue;
+		log_info("Peer %s is no longer configured; closing its link",
+		    c->peer);
+		conn_close(c, 1008, "not a configured node");
+	}
+}
+
+/* A reload changed the nodes: who may replicate, and from where. */
 static void
 on_peers(const msgpack_object *o)
 {
-	char	**ids, **seeds;
-	size_t	  n, ns, i;
+	char	**ids, **seeds, **hosts;
+	int	 *seed;
+	size_t	  n, ns, nh, i;
 
 	ids = strv_get(o, "ids", &n);
 	seeds = strv_get(o, "seeds", &ns);
-	for (i = 0; i < ns; i++)
-		free(seeds[i]);
-	free(seeds);
-	peers_set(ids, n, ns > 0);
+	hosts = strv_get(o, "hosts", &nh);
+	seed = xcalloc(n + 1, sizeof(*seed));
+	for (i = 0; i < n; i++)
+		seed[i] = strv_has(seeds, ns, ids[i]);
+	peers_set(ids, seed, n);
+	admit_peer_hosts((const char **)hosts, nh);
+	strv_free(seeds, ns);
+	strv_free(hosts, nh);
+	peers_revoke();
+	admit_clamp();
 }
 
-/* A reload changed the limits or the page's directory. */
+/* A new secret: every peer link proves it again, or is gone. */
+static void
+secret_changed(void)
+{
+	struct conn	*c, *next;
+
+	TAILQ_FOREACH_SAFE(c, &W.conns, entry, next) {
+		if (c->kind != CONN_PEER || c->closing)
+			continue;
+		log_info("The cluster secret changed; closing the link from "
+		    "%s until it says hello again", c->peer);
+		conn_close(c, 1012, "cluster secret changed");
+	}
+}
+
+static void
+settings_int(const msgpack_object *o, const char *key, int *v)
+{
+	uint64_t	 u;
+
+	if (frame_get_u64(o, key, &u) == -1 || u > INT32_MAX)
+		fatalx("bad CH_SETTINGS frame from the master (%s)", key);
+	*v = (int)u;
+}
+
+/* A reload changed the limits, the page's directory or the secret. */
 static void
 on_settings(const msgpack_object *o)
 {
-	uint64_t	 clients, message, frame;
-	char		*www, *secret;
+	struct nt_config	*cf = W.conf;
+	char			*www, *secret;
+	int			 changed;
 
-	if (frame_get_u64(o, "max_clients", &clients) == -1 ||
-	    frame_get_u64(o, "max_message_bytes", &message) == -1 ||
-	    frame_get_u64(o, "max_frame_bytes", &frame) == -1 ||
-	    (www = frame_get_str(o, "www_dir")) == NULL ||
+	if ((www = frame_get_str(o, "www_dir")) == NULL ||
 	    (secret = frame_get_str(o, "secret")) == NULL)
 		fatalx("bad CH_SETTINGS frame from the master");
-	free(W.conf->secret);
-	W.conf->secret = secret;
-	W.conf->max_clients = (int)clients;
-	W.conf->max_message_bytes = (int)message;
+	settings_int(o, "max_clients", &cf->max_clients);
+	settings_int(o, "max_message_bytes", &cf->max_message_bytes);
 	/* Connections already open keep the cap they were made with. */
-	W.conf->max_frame_bytes = (int)frame;
+	settings_int(o, "max_frame_bytes", &cf->max_frame_bytes);
+	settings_int(o, "max_clients_per_address",
+	    &cf->max_clients_per_address);
+	settings_int(o, "max_client_backlog_bytes",
+	    &cf->max_client_backlog_bytes);
+	settings_int(o, "http_timeout_ms", &cf->http_timeout_ms);
+	settings_int(o, "join_timeout_ms", &cf->join_timeout_ms);
+	settings_int(o, "ping_interval_ms", &cf->ping_interval_ms);
+	settings_int(o, "peer_ping_interval_ms", &cf->peer_ping_interval_ms);
+	settings_int(o, "ping_timeout_ms", &cf->ping_timeout_ms);
+	changed = strcmp(cf->secret, secret) != 0;
+	free(cf->secret);
+	cf->secret = secret;
 	www_set(www);
 	free(www);
+	admit_clamp();
+	if (changed)
+		secret_changed();
 }
 
 static void
@@ -939,6 +1014,7 @@ ws_quit(void)
 
 	W.quitting = 1;
 	evconnlistener_disable(W.listener);
+	evtimer_del(W.resume_ev);
 	event_base_once(W.base, -1, EV_TIMEOUT, quit_timeout_cb, NULL, &tv);
 	TAILQ_FOREACH_SAFE(c, &W.conns, entry, next) {
 		if (c->ws != NULL)
@@ -985,6 +1061,9 @@ ws_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 	case CH_STATUS:
 		on_status(o);
 		break;
+	case CH_CLUSTER:
+		on_cluster(o);
+		break;
 	case CH_QUIT:
 		ws_quit();
 		break;
@@ -996,11 +1075,20 @@ ws_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 void
 ws_worker_main(struct worker_args *wa)
 {
+	struct timeval	 tv = { 0, SWEEP_MS * 1000 };
+
 	W.conf = wa->conf;
 	TAILQ_INIT(&W.conns);
 	if ((W.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+	/* Peers' host names are resolved without blocking the port. */
+	W.dns = evdns_base_new(W.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (W.dns == NULL)
+		log_warnx("no DNS resolver; using the system's, blocking");
+	log_batch_on(W.base);
 	peers_from_config();
+	admit_clamp();
 	www_set(W.conf->www_dir);
 	W.ch = chan_new(W.base, wa->chan_fd, "master", ws_frame, worker_chan_lost,
 	    NULL);
@@ -1010,7 +1098,10 @@ ws_worker_main(struct worker_args *wa)
 		log_warnx("cannot use the listening socket");
 		exit(NT_EXIT_FATAL);
 	}
-	evconnlistener_set_error_cb(W.listener, accept_error_cb);
+	admit_listener();
+	if ((W.sweep_ev = event_new(W.base, -1, EV_PERSIST, sweep_cb,
+	    NULL)) == NULL || event_add(W.sweep_ev, &tv) == -1)
+		fatalx("event_new");
 	log_info("Starting WebSocket server on port %d...",
 	    W.conf->self->port);
 	event_base_dispatch(W.base);

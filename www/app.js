@@ -1,9 +1,20 @@
 /* nodetalk chat page: plain JS, no build step, no dependencies.
  *
- * Protocol: DESIGN.md §5.  One WebSocket to the node that served this page.
- * Every message is kept in memory keyed by its cluster id ("A-17") so that
- * history, live pushes, our own echoes and catch-up after a reconnect can
- * overlap freely without anything being shown twice.
+ * Protocol: doc/protocol.md.  One WebSocket, to the node that served this
+ * page (its "home") whenever that node is up.  The join asks for "cluster"
+ * frames: the header shows which nodes are up, and when the home node goes
+ * away the page moves to another node that is up, with "since", says so,
+ * and goes back home once home answers again.  Every message is kept in
+ * memory keyed by its cluster id ("A-17") so that history, live pushes,
+ * our own echoes and catch-up after a reconnect or a move can overlap
+ * freely without anything being shown twice.
+ *
+ * A chat's "id" (our UUID) makes a retry safe only on the node that got it
+ * first: each node knows the ids of the chats it accepted itself.  So a
+ * chat is sent again only to the node it was first sent to; one that never
+ * left the page may go to any node.  A chat caught on a node that went
+ * away waits for that node (it may have stored it) and says so; the user
+ * may send it through the current node anyway, at the risk of a duplicate.
  *
  * Security rule for this file: message data only ever reaches the DOM
  * through textContent / createTextNode, never innerHTML.
@@ -14,17 +25,23 @@
   const $ = (id) => document.getElementById(id);
   const ui = {
     body: document.body, node: $('node'), host: $('host'), status: $('status'),
-    retry: $('retry'), list: $('messages'), jump: $('jump'), toasts: $('toasts'),
+    nodes: $('nodes'), retry: $('retry'), list: $('messages'), jump: $('jump'),
+    toasts: $('toasts'), announce: $('announce'), form: $('composer'),
+    name: $('name'), text: $('text'), send: $('send'), hint: $('hint'),
     older: $('older'),
-    announce: $('announce'), form: $('composer'), name: $('name'),
-    text: $('text'), send: $('send'), hint: $('hint'),
   };
 
   const BACKOFF_BASE = 1000;    // first retry after 0.5-1 s
   const BACKOFF_CAP = 30000;    // never wait longer than 15-30 s
+  const NEXT_NODE_DELAY = 300;  // trying the next node of a round
   const OPEN_TIMEOUT = 10000;   // a handshake that hangs counts as a failure
+  const HOME_PROBE = 5000;      // away from home: is it back?
   const NAME_MAX_BYTES = 64;    // NT_FROM_MAX on the node
   const PAGE = 100;             // older messages fetched per history request
+  const TITLE = document.title;
+  // Errors that sending the same chat again cannot cure.
+  const FINAL_ERRORS = new Set(['too_long', 'bad_field', 'missing_field',
+    'bad_json', 'bad_type']);
 
   /* ---- storage: may throw (private mode, disabled cookies), so never fatal */
   function load(store, key, dflt) {
@@ -72,9 +89,19 @@
   let ws = null;                // current socket; events of older ones are ignored
   let live = false;             // true between "joined" and close
   let everJoined = false;
-  let attempt = 0;              // consecutive failed connects, for the backoff
+  let attempt = 0;              // consecutive failed rounds, for the backoff
   let retryTimer = 0, tickTimer = 0, retryAt = 0;
   const inFlight = new Set();   // UUIDs sent on this socket, not yet acked
+
+  // Where we are.  "home" is the node that served the page; "at" the host
+  // of the current socket and atNode its node id, once it said (joined).
+  const home = location.host;
+  let homeId = load(sessionStorage, 'nodetalk.homeId', null);
+  let at = home, atNode = null;
+  let cluster = load(sessionStorage, 'nodetalk.cluster', null);  // latest frame
+  let round = [];               // hosts still to try in this round
+  let probe = null, probeTimer = 0;
+  let unread = 0;               // new messages while the tab is hidden
 
   /* ---- ordering: cluster order is (lamport, origin); own messages that are
    * not stored yet go last, in the order they were typed. */
@@ -106,9 +133,10 @@
     s.ahead.add(seq);
     while (s.ahead.delete(s.hi + 1)) s.hi++;
   }
+  // A node's local-only origins ("A/seed") mean nothing to another node.
   function sinceVector() {
     const v = {};
-    for (const [o, s] of seen) v[o] = s.hi;
+    for (const [o, s] of seen) if (/^[A-Za-z0-9_-]+$/.test(o)) v[o] = s.hi;
     return v;
   }
 
@@ -146,7 +174,7 @@
     const m = el('div', 'msg');
     const bubble = el('div', 'bubble');
     const meta = el('div', 'meta');
-    meta.append(el('span', 'from'), el('time', 'time'));
+    meta.append(el('span', 'from'), el('span', 'origin'), el('time', 'time'));
     bubble.append(meta, el('div', 'text'), el('div', 'state'));
     m.append(bubble);
     rec.el = m;
@@ -165,6 +193,12 @@
     m.style.setProperty('--hue', hue(rec.from));
     m.querySelector('.from').textContent = rec.from || 'anonymous';
     m.querySelector('.text').textContent = rec.text ?? '';
+    // Which node accepted it: a badge, and the identity on hover.
+    const origin = m.querySelector('.origin');
+    const by = typeof rec.origin === 'string' && !rec.pending ? rec.origin : '';
+    origin.textContent = by;
+    origin.title = by ? `accepted by node ${by}` + (rec.id ? ` as ${rec.id}` : '') : '';
+    if (by) m.dataset.origin = by; else delete m.dataset.origin;
     const time = m.querySelector('.time');
     if (Number.isFinite(rec.ts) && rec.ts > 0) {
       time.textContent = fmtTime(rec.ts);
@@ -173,16 +207,29 @@
     }
     const state = m.querySelector('.state');
     state.replaceChildren();
+    const entry = outbox.find((o) => o.client_id === rec.client_id);
     if (rec.failed) {
-      const retry = el('button', 'link', 'Retry');
-      const drop = el('button', 'link', 'Discard');
-      retry.type = drop.type = 'button';
-      retry.onclick = () => requeue(rec);
-      drop.onclick = () => discard(rec);
-      state.append(el('span', '', `Not sent: ${rec.failed} `), retry, drop);
+      // Retry only where it could work: a text that is too long stays too
+      // long; it can be edited instead.
+      const acts = [];
+      if (!rec.final) acts.push(button('Retry', () => requeue(rec)));
+      else acts.push(button('Edit', () => edit(rec)));
+      acts.push(button('Discard', () => discard(rec)));
+      state.append(el('span', '', `Not sent: ${rec.failed} `), ...acts);
+    } else if (rec.pending && entry && held(entry)) {
+      state.append(el('span', '', `sent to node ${entry.sentTo} before it went away — ` +
+        `waiting for it (it may have stored it) `),
+        button(`Send via ${atNode} now`, () => sendHere(rec)));
     } else if (rec.pending) {
       state.textContent = inFlight.has(rec.client_id) ? 'sending…' : 'queued — will send when connected';
     }
+  }
+
+  function button(label, onclick) {
+    const b = el('button', 'link', label);
+    b.type = 'button';
+    b.onclick = onclick;
+    return b;
   }
 
   function atBottom() {
@@ -255,21 +302,41 @@
     saveOutbox();
   }
 
+  // Sent to a node that is not the current one, and not acknowledged: only
+  // that node can tell a retry from a new chat.
+  function held(entry) {
+    return entry.sentTo != null && atNode != null && entry.sentTo !== atNode;
+  }
+
   function transmit(entry) {
-    if (!live) return;
+    if (!live || held(entry)) return;
     // "after": the newest message shown here, so that an answer sorts after
     // its question on every node, even one the question has not reached.
     ws.send(JSON.stringify({ type: 'chat', from: entry.from, text: entry.text,
       id: entry.client_id, after: maxLamport }));
     inFlight.add(entry.client_id);
+    if (entry.sentTo !== atNode) { entry.sentTo = atNode; saveOutbox(); }
     const rec = byClient.get(entry.client_id);
     if (rec) paint(rec);
   }
 
   // After (re)joining: resend whatever is still unacknowledged, same UUID, so
-  // the node stores it once even if the first attempt did get through.
+  // the node stores it once even if the first attempt did get through; what
+  // another node may hold waits for it (see held()).
   function flush() {
-    for (const entry of outbox) transmit(entry);
+    for (const entry of outbox) {
+      transmit(entry);
+      const rec = byClient.get(entry.client_id);
+      if (rec) paint(rec);
+    }
+  }
+
+  // The user's choice: through this node, even if the other stored it.
+  function sendHere(rec) {
+    const entry = outbox.find((o) => o.client_id === rec.client_id);
+    if (!entry) return;
+    entry.sentTo = null;
+    transmit(entry);
   }
 
   function pendingRecord(entry) {
@@ -300,6 +367,7 @@
 
   function requeue(rec) {
     rec.failed = null;
+    rec.final = false;
     rec.pending = true;
     const entry = { client_id: rec.client_id, from: rec.from, text: rec.text, ts: rec.ts };
     outbox.push(entry); saveOutbox();
@@ -349,6 +417,14 @@
         ui.list.scrollHeight <= ui.list.clientHeight + 80) requestOlder();
   }
 
+  // Back into the box, to be shortened; the failed copy goes.
+  function edit(rec) {
+    discard(rec);
+    ui.text.value = rec.text ?? '';
+    autosize();
+    ui.text.focus();
+  }
+
   /* ---- incoming frames */
   function onChat(f) {
     if (Number.isSafeInteger(f.lamport) && f.lamport > maxLamport) maxLamport = f.lamport;
@@ -370,6 +446,15 @@
       seq: f.seq, lamport: f.lamport, client_id: f.client_id, pending: false };
     byId.set(id, rec);
     add(rec, { old });
+    if (!old && everJoined && document.hidden && !isOwn(rec)) {
+      unread++;
+      showUnread();
+    }
+  }
+
+  // "(3) nodetalk" while the tab is hidden and messages come in.
+  function showUnread() {
+    document.title = unread > 0 ? `(${unread}) ${TITLE}` : TITLE;
   }
 
   function onAck(f) {
@@ -394,26 +479,74 @@
       settle(rec);
       rec.pending = true;   // still not stored, but no longer in the outbox
       rec.failed = text;
+      rec.final = FINAL_ERRORS.has(f.code);
       paint(rec);
     }
     toast(text);
   }
 
   function onJoined(f) {
+    const moved = atNode != null && f.node != null && String(f.node) !== atNode;
     live = true;
     attempt = 0;
-    if (f.node != null) ui.node.textContent = String(f.node);
+    round = [];
+    if (f.node != null) atNode = String(f.node);
+    if (at === home && atNode) { homeId = atNode; save(sessionStorage, 'nodetalk.homeId', homeId); }
+    ui.node.textContent = atNode ?? '–';
+    ui.host.textContent = at;
     setState('live');
     ui.list.setAttribute('aria-busy', 'false');
-    if (everJoined) announce(`Reconnected to node ${f.node}.` + (f.count ? ` ${f.count} new.` : ''));
     // A rejoin (with since) says nothing about older messages.
     if (!everJoined) older = !!f.older;
+    if (at !== home) {
+      const msg = `Node ${homeId ?? home} is unreachable: moved to node ${atNode}` +
+        (f.count ? `, ${f.count} missed message${f.count === 1 ? '' : 's'} caught up.` : '.');
+      announce(msg); toast(msg, 'info');
+      armProbe();
+    } else if (moved) {
+      const msg = `Back on node ${atNode}.`;
+      announce(msg); toast(msg, 'info');
+    } else if (everJoined) {
+      announce(`Reconnected to node ${f.node}.` + (f.count ? ` ${f.count} new.` : ''));
+    }
     everJoined = true;
     showOlder();
     // Too few to scroll: fetch older ones until the view is full.
     if (ui.list.scrollHeight <= ui.list.clientHeight + 80) requestOlder();
     flush();
     if (atBottom()) toBottom();
+  }
+
+  // The nodes, as the current node sees them.
+  function onCluster(f) {
+    if (!Array.isArray(f.nodes)) return;
+    cluster = { node: String(f.node ?? atNode ?? ''), nodes: f.nodes.filter((n) =>
+      n && typeof n.id === 'string' && typeof n.host === 'string' &&
+      Number.isSafeInteger(n.port)) };
+    save(sessionStorage, 'nodetalk.cluster', cluster);
+    showNodes();
+    setState(live ? 'live' : ui.body.dataset.state);
+  }
+
+  function showNodes() {
+    ui.nodes.replaceChildren();
+    if (!cluster) return;
+    for (const n of cluster.nodes) {
+      const li = el('li', 'node', n.id);
+      const up = cluster.node === atNode && live ? !!n.up : null;
+      li.dataset.node = n.id;
+      li.dataset.up = up === null ? 'unknown' : String(up);
+      li.classList.toggle('here', n.id === atNode && live);
+      li.classList.toggle('home', n.id === homeId);
+      li.title = `node ${n.id} (${n.host}:${n.port}): ` + (up === null ? 'unknown' :
+        n.id === atNode ? 'connected' : up ? 'up' : 'down') + (n.id === homeId ? ', this page\'s node' : '');
+      ui.nodes.append(li);
+    }
+  }
+
+  function nodesDown() {
+    if (!cluster || !live || cluster.node !== atNode) return [];
+    return cluster.nodes.filter((n) => !n.up).map((n) => n.id);
   }
 
   function onFrame(data) {
@@ -425,55 +558,125 @@
       case 'ack': onAck(f); break;
       case 'joined': onJoined(f); break;
       case 'history_end': onHistoryEnd(f); break;
+      case 'cluster': onCluster(f); break;
       case 'error': onError(f); break;
       default: break;   // newer node, newer frame types: ignore
     }
   }
 
   /* ---- connection */
-  function wsUrl() {
-    return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/';
+  function wsUrl(host) {
+    return (location.protocol === 'https:' ? 'wss://' : 'ws://') + host + '/';
   }
 
-  function connect() {
-    clearTimeout(retryTimer); clearInterval(tickTimer);
-    retryTimer = tickTimer = 0;
-    setState('connecting');
-    let sock;
-    try { sock = new WebSocket(wsUrl()); } catch (e) { scheduleReconnect(); return; }
+  function hostOf(n) {
+    return n.host.includes(':') ? `[${n.host}]:${n.port}` : `${n.host}:${n.port}`;
+  }
+
+  // A round: home first, then every other node, those last seen up first.
+  function nextHost() {
+    if (!round.length) {
+      const others = (cluster?.nodes ?? []).filter((n) => hostOf(n) !== home &&
+        n.id !== homeId).sort((a, b) => (b.up === true) - (a.up === true));
+      round = [home, ...others.map(hostOf)];
+    }
+    return round.shift();
+  }
+
+  function join(sock) {
+    const j = { type: 'join', from: cleanName(ui.name.value) || 'anonymous', cluster: true };
+    if (seen.size) j.since = sinceVector();   // catch up, not full history
+    else ui.list.setAttribute('aria-busy', 'true');
+    sock.send(JSON.stringify(j));
+  }
+
+  // Make sock the current socket (a fresh one, or a probe of home that
+  // answered); events of any other socket are ignored from then on.
+  function adopt(sock, host) {
+    let old = ws;
     ws = sock;
+    at = host;
     live = false;
+    paging = null;              // a page under way died with its socket
     inFlight.clear();
-    const guard = setTimeout(() => sock.close(), OPEN_TIMEOUT);
-    sock.onopen = () => {
-      clearTimeout(guard);
+    sock.onmessage = (e) => {
       if (sock !== ws) return;
-      const join = { type: 'join', from: cleanName(ui.name.value) || 'anonymous' };
-      if (seen.size) join.since = sinceVector();   // catch up, not full history
-      else ui.list.setAttribute('aria-busy', 'true');
-      sock.send(JSON.stringify(join));
+      onFrame(e.data);
+      // The old socket stays until the new one has joined.
+      if (old && live) { old.onclose = null; old.close(1000); old = null; }
     };
-    sock.onmessage = (e) => { if (sock === ws) onFrame(e.data); };
-    sock.onerror = () => { /* always followed by close */ };
     sock.onclose = () => {
-      clearTimeout(guard);
       if (sock !== ws) return;
       ws = null;
       live = false;
       paging = null;
       showOlder();
       inFlight.clear();
+      stopProbe();
       for (const rec of byClient.values()) if (rec.pending) paint(rec);
+      showNodes();
       scheduleReconnect();
     };
   }
 
-  // Capped exponential backoff with jitter, so a restarted node is not hit by
-  // every browser at the same instant.  Reset only once a join succeeds.
+  function connect() {
+    clearTimeout(retryTimer); clearInterval(tickTimer);
+    retryTimer = tickTimer = 0;
+    const host = nextHost();
+    setState('connecting');
+    let sock;
+    try { sock = new WebSocket(wsUrl(host)); } catch (e) { scheduleReconnect(); return; }
+    const guard = setTimeout(() => sock.close(), OPEN_TIMEOUT);
+    adopt(sock, host);
+    sock.onopen = () => {
+      clearTimeout(guard);
+      if (sock === ws) join(sock);
+    };
+    sock.onerror = () => { /* always followed by close */ };
+  }
+
+  // Away from home, every HOME_PROBE: does home answer?  If so, move back
+  // (joining with since), unless a chat awaits this node's answer.
+  function armProbe() {
+    clearTimeout(probeTimer);
+    probeTimer = setTimeout(tryHome, HOME_PROBE);
+  }
+  function stopProbe() {
+    clearTimeout(probeTimer);
+    probeTimer = 0;
+    if (probe) { probe.onopen = probe.onclose = null; probe.close(); probe = null; }
+  }
+  function tryHome() {
+    probeTimer = 0;
+    if (!live || at === home) return;
+    if (inFlight.size) { armProbe(); return; }
+    let p;
+    try { p = new WebSocket(wsUrl(home)); } catch (e) { armProbe(); return; }
+    probe = p;
+    const guard = setTimeout(() => p.close(), OPEN_TIMEOUT);
+    p.onerror = () => {};
+    p.onclose = () => { clearTimeout(guard); if (probe === p) { probe = null; armProbe(); } };
+    p.onopen = () => {
+      clearTimeout(guard);
+      if (probe !== p || !live || inFlight.size) { p.close(); if (probe === p) { probe = null; armProbe(); } return; }
+      probe = null;
+      adopt(p, home);
+      join(p);
+    };
+  }
+
+  // Capped exponential backoff with jitter between rounds, so a restarted
+  // node is not hit by every browser at the same instant; within a round
+  // the next node is tried at once.  Reset only once a join succeeds.
   function scheduleReconnect() {
-    const ceiling = Math.min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt);
-    attempt = Math.min(attempt + 1, 16);
-    const delay = ceiling / 2 + Math.random() * ceiling / 2;
+    let delay;
+    if (round.length) {
+      delay = NEXT_NODE_DELAY;
+    } else {
+      const ceiling = Math.min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt);
+      attempt = Math.min(attempt + 1, 16);
+      delay = ceiling / 2 + Math.random() * ceiling / 2;
+    }
     retryAt = Date.now() + delay;
     retryTimer = setTimeout(connect, delay);
     tickTimer = setInterval(() => setState('reconnecting'), 1000);
@@ -484,24 +687,37 @@
     if (retryTimer) connect();
   }
 
+  // The pill: "live" only when every node is up; otherwise what is wrong.
   function setState(state) {
-    let label = state === 'live' ? 'live' : 'connecting…';
+    let label = 'connecting…', shown = state;
     if (state === 'reconnecting') {
       label = `reconnecting in ${Math.max(1, Math.ceil((retryAt - Date.now()) / 1000))}s`;
+    } else if (state === 'live') {
+      const down = nodesDown();
+      if (at !== home) {
+        label = `on node ${atNode}: ${homeId ?? home} is down`;
+        shown = 'degraded';
+      } else if (down.length) {
+        label = `live · node${down.length > 1 ? 's' : ''} ${down.join(', ')} down`;
+        shown = 'degraded';
+      } else {
+        label = 'live';
+      }
     }
     if (ui.body.dataset.state !== state) announce(state === 'live' ? 'Connected.' : label);
     ui.status.textContent = label;
-    ui.status.dataset.state = state;
+    ui.status.dataset.state = shown;
     ui.body.dataset.state = state;
     ui.retry.hidden = state !== 'reconnecting';
     ui.text.placeholder = state === 'live' ? 'Message' : 'Message (queued offline)';
+    showNodes();
   }
 
   /* ---- small UI helpers */
   function announce(s) { ui.announce.textContent = s; }
 
-  function toast(s) {
-    const t = el('div', 'toast', s);
+  function toast(s, kind) {
+    const t = el('div', 'toast' + (kind ? ` ${kind}` : ''), s);
     ui.toasts.append(t);
     while (ui.toasts.children.length > 3) ui.toasts.firstChild.remove();
     setTimeout(() => t.remove(), 6000);
@@ -564,7 +780,13 @@
   ui.retry.addEventListener('click', reconnectNow);
   window.addEventListener('online', reconnectNow);
   // Phones throttle timers in background tabs; coming back should not wait.
-  document.addEventListener('visibilitychange', () => { if (!document.hidden) reconnectNow(); });
+  // Back on the tab, what came in meanwhile is no longer unread.
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) return;
+    unread = 0;
+    showUnread();
+    reconnectNow();
+  });
 
   // Messages typed before a reload of this tab are shown (pending) and resent.
   for (const entry of outbox) add(pendingRecord(entry));
@@ -572,9 +794,12 @@
   (ui.name.value ? ui.text : ui.name).focus();
   connect();
 
+  showNodes();
+
   // For debugging from the console only.
   window.nodetalk = {
     get socket() { return ws; }, messages: order, outbox: () => outbox.slice(),
     since: sinceVector, reconnect: () => { if (ws) ws.close(); else connect(); },
+    get node() { return atNode; }, get host() { return at; }, get cluster() { return cluster; },
   };
 })();

@@ -4,9 +4,12 @@
 # A test runs real nodetalkd processes on 127.0.0.1/.2/.3, all on one port
 # picked for it, in its own work dir $T.  `make check` exports NT_BUILDDIR,
 # NT_SRCDIR and NT_PYTHON; run by hand, they default to this tree and
-# /usr/bin/python3.  Exit status: 0 pass, 1 fail, 77 skip (with a reason).
+# /usr/bin/python3.  Exit status: 0 pass, 1 fail, 77 skip (with a reason);
+# with CI=true in the environment a skip is a failure (exit 1): CI must run
+# every test.
 #
 #   nt_init NAME               work dir $T, port $P, $T/nodetalk.conf, traps
+#   nt_claim_port VAR          one more free port, for other servers
 #   nt_write_conf [opts]       (re)write a config (--seed ID, --set LINE,
 #                              --file F)
 #   nt_start ID [args]         start nodetalkd -n ID and wait until it serves
@@ -23,8 +26,9 @@
 #   nt_bg OUT CMD...           run CMD in the background (killed at exit)
 #   nt_log_mark ID, nt_log_since ID MARK
 #   wait_until SECS CMD...     poll CMD every 0.1 s
-#   wait_peers [SECS]          every running node said hello to every other,
-#                              and none is recovering
+#   wait_peers [SECS]          every running node said hello to every other
+#   nt_skip REASON             the whole test cannot run here
+#   nt_left_out REASON         a part cannot run here (as root, or not)
 #   check DESC CMD..., check_fail DESC CMD..., check_eq DESC WANT GOT,
 #   check_match DESC REGEX GOT, check_log ID PATTERN [MARK],
 #   check_nolog ID PATTERN [MARK]
@@ -51,16 +55,33 @@ declare -A NT_SEEDS=()		# ID -> 1 when the config marks it seed
 NT_OWNED=()			# "pid:starttime" of every process to end at exit
 NT_PASS=0
 NT_FAIL=0
+NT_LEFT=0
 NT_NAME=
 NT_PORT_CLAIM=
+NT_CLAIMS=()			# more claimed ports (nt_claim_port)
 T=
 P=
 
 nt_note() { echo "# $*"; }
 
+# nt_skip REASON: the test cannot run here.  A skip passes nothing off as
+# tested, but in CI (CI=true) it would hide a missing package or tool, so
+# there it fails.
 nt_skip() {
+	if [ "${CI:-}" = true ]; then
+		echo "FAIL: CI=true, and a skip is a failure in CI: $*"
+		exit 1
+	fi
 	echo "SKIP: $*"
 	exit 77
+}
+
+# nt_left_out REASON: a part of the test cannot run here (it needs root,
+# or needs not to be root).  Said on a line of its own and counted in the
+# summary, so that a pass never claims what was not checked.
+nt_left_out() {
+	NT_LEFT=$((NT_LEFT + 1))
+	echo "LEFT OUT: $*"
 }
 
 # A failure the test cannot go on after.
@@ -214,6 +235,15 @@ nt_write_conf() {
 		done
 		echo ");"
 	} >"$file"
+}
+
+# nt_claim_port VAR: one more port free on 127.0.0.1-3 into VAR, claimed
+# until exit (for servers a test runs beside the nodes).
+nt_claim_port() {
+	local port
+	port=$(_nt_pick_port) || nt_fatal "found no free port on 127.0.0.1-3"
+	NT_CLAIMS+=("$NT_BUILDDIR/tests/cluster/port-$port.d")
+	printf -v "$1" '%s' "$port"
 }
 
 # nt_init NAME: fresh work dir $T, port $P, config $T/nodetalk.conf.
@@ -548,7 +578,11 @@ nt_finish() {
 	for id in $(_nt_running); do
 		check "node $id (pid ${NT_PIDS[$id]}) is still running" nt_alive "$id"
 	done
-	echo "# $NT_NAME: $NT_PASS passed, $NT_FAIL failed"
+	if [ "$NT_LEFT" -gt 0 ]; then
+		echo "# $NT_NAME: $NT_PASS passed, $NT_FAIL failed, $NT_LEFT part(s) left out"
+	else
+		echo "# $NT_NAME: $NT_PASS passed, $NT_FAIL failed"
+	fi
 	[ "$NT_FAIL" -eq 0 ] || exit 1
 	exit 0
 }
@@ -588,6 +622,9 @@ nt_cleanup() {
 		fi
 	done
 	[ -z "$NT_PORT_CLAIM" ] || rmdir "$NT_PORT_CLAIM" 2>/dev/null
+	for p in "${NT_CLAIMS[@]}"; do
+		rmdir "$p" 2>/dev/null
+	done
 	[ -n "$T" ] && [ -d "$T" ] || exit "$rc"
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] || [ "$NT_FAIL" -ne 0 ]; then
 		for f in "$T"/*.log; do

@@ -41,6 +41,10 @@ bad_frame "unknown type" bad_type '{"type":"dance","from":"tester"}'
 bad_frame "text is a number" bad_field '{"type":"chat","from":"tester","text":42}'
 long=$(printf 'y%.0s' $(seq 4097))
 bad_frame "text of 4097 bytes" too_long "$(chat "$long")"
+out=$(wsclient raw "$H" "$P" "$(chat "$long")" --wait 5 --count 1)
+check_eq "too_long says the size and the limit" \
+    "'text' is 4097 bytes; this node takes at most 4096 (max_message_bytes)" \
+    "$(nt_json where type=error <<<"$out" | nt_json get message)"
 
 # The cap is max_message_bytes (4096): a text of exactly that size is fine.
 max=$(printf 'z%.0s' $(seq 4096))

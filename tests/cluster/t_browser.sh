@@ -2,14 +2,24 @@
 # t_browser.sh: the chat page in a real browser.  Headless Chromium (driven
 # over the DevTools protocol by tests/tools/browser.py) opens the page on
 # node A and on node C; a message typed in one appears in the other, and as
-# our own (acknowledged) in the first; B stores it.  Node C is restarted:
-# its page goes to "reconnecting" and back to "live", then shows every
-# message, including one sent while C was down, exactly once, and delivers
-# once the message typed into it while it was down; a message whose ack and
-# echo are lost is, after a reconnect, still shown and stored once.  Message
-# text is shown as text, never as HTML.  Screenshots of both pages end up in
-# the work dir; the final one is also copied to
-# $NT_BUILDDIR/tests/cluster/browser-final.png (kept even on success).
+# our own (acknowledged) in the first; B stores it.
+#  - The header shows which nodes are up; the pill is a green "live" only
+#    while every node is up ("live · nodes B, C down" in amber otherwise).
+#  - Node C stops: page C moves to node A with since and says so; a chat
+#    whose fate C alone knows waits for C (and says so); a new one goes
+#    through A.  C comes back: page C goes home by itself and sends the
+#    waiting chat to C, stored once.  Again, and the user sends the waiting
+#    chat through A ("Send via A now"): stored once.
+#  - A message whose ack and echo are lost is, after a reconnect, still
+#    shown and stored once.
+#  - Each message's badge names the node that accepted it (its identity on
+#    hover); a hidden tab counts unread messages in its title; a text over
+#    the limit is not offered a Retry, but Edit and Discard.
+#  - Message text is shown as text, never as HTML.
+# Screenshots are kept in $NT_BUILDDIR/tests/cluster/ even on success:
+# browser-failover.png (page C on node A, a chat waiting for C),
+# browser-two-down.png (page A with B and C down), browser-too-long.png
+# (the refused message) and browser-final.png (page C at the end).
 # shellcheck disable=SC2317  # helpers run through check and wait_until
 [ -n "$BASH_VERSION" ] || exec /bin/bash "$0" "$@"  # $(SHELL) may be dash
 # shellcheck source=lib.sh source-path=SCRIPTDIR
@@ -22,7 +32,11 @@ nt_init browser
 nt_write_conf --set "www_dir = \"$NT_SRCDIR/www\";"
 
 FINAL_PNG="$NT_BUILDDIR/tests/cluster/browser-final.png"
+KEPT_PNGS="browser-failover.png browser-two-down.png browser-too-long.png"
 rm -f "$FINAL_PNG"
+for f in $KEPT_PNGS; do
+	rm -f "$NT_BUILDDIR/tests/cluster/$f"
+done
 
 # --- helpers -----------------------------------------------------------------
 
@@ -191,50 +205,136 @@ check_match "page C shows its message as own and acknowledged" '^C-[0-9]+$' "$id
 check_eq "page A shows C's message from carol, same id" "$id2" \
     "$(wait_msg A "$t2" carol other)"
 
-# --- node C restarts ---------------------------------------------------------
+# --- the cluster in the header ----------------------------------------------------
 
+# chips PAGE: "A:true B:true C:false" from the header's node chips.
+chips() {
+	br eval "$1" "[...document.querySelectorAll('#nodes .node')].map((n) => n.dataset.node + ':' + n.dataset.up).join(' ')"
+}
+wait_chips() {
+	brq wait "$1" "[...document.querySelectorAll('#nodes .node')].map((n) => n.dataset.node + ':' + n.dataset.up).join(' ') === $(js "$2")" "${3:-15}"
+}
+pill_state() {
+	br eval "$1" "document.getElementById('status').dataset.state"
+}
+
+check "page A shows every node up" wait_chips A "A:true B:true C:true"
+check_eq "page A marks the node it is on" A \
+    "$(br eval A "document.querySelector('#nodes .node.here').dataset.node")"
+check_eq "page A's pill is green: live" "live live" "$(status A) $(pill_state A)"
+
+# --- failover: node C goes away ----------------------------------------------------
+
+# Page C's next chat never leaves the page, as if the link died under it:
+# the page cannot know whether C stored it.
+swallow_next_chat() {
+	br eval "$1" "(() => { const s = window.nodetalk.socket, send = s.send.bind(s);
+	    window.swallowed = null;
+	    s.send = (d) => { if (!window.swallowed && JSON.parse(d).type === 'chat') { window.swallowed = d; return; } send(d); };
+	    return true; })()"
+}
+state_text() {
+	br eval "$1" "(($(msgs_with "$2"))[0] || {querySelector: () => ({textContent: '(none)'})}).querySelector('.state').textContent"
+}
+
+t_held="typed on page C as C went away"
+check_eq "page C will lose its next chat on the way" true "$(swallow_next_chat C)"
+br type C '#text' "$t_held" >/dev/null
+brq key C Enter
+check "page C sent it (as far as it knows)" brq wait C "window.swallowed !== null" 5
+
+mark_c=$(nt_log_mark C)
 nt_stop C
 check_eq "node C stops cleanly" 0 "$?"
-check "page C goes to reconnecting" wait_status C '^reconnecting' 15
-check_eq "page C's body is in the reconnecting state" reconnecting \
-    "$(br eval C 'document.body.dataset.state')"
+check "page C moves to node A and says C is down" wait_status C '^on node A: C is down$' 20
+check_eq "  its pill is not green" degraded "$(pill_state C)"
+check_eq "  it names node A as its node" A "$(br eval C "document.getElementById('node').textContent")"
+check_match "  and it told the user" 'Node C is unreachable: moved to node A' \
+    "$(br eval C "[...document.querySelectorAll('#toasts .toast, #announce')].map((t) => t.textContent).join(' | ')")"
+check "page A shows node C down" wait_chips A "A:true B:true C:false"
+check "page A's pill says so, not a green live" wait_status A '^live · node C down$' 10
+check_eq "  in amber" degraded "$(pill_state A)"
+check_match "the chat caught by C's end says it waits for C" \
+    '^sent to node C before it went away — waiting for it \(it may have stored it\) Send via A now$' \
+    "$(state_text C "$t_held")"
+check_eq "  and it is still pending, not sent through A" "1 carol (no-id) own pending" \
+    "$(describe C "$t_held")"
 
 t3="sent to A while C was down"
 out=$(nt_send A dave "$t3")
 check_match "nodetalk sends to A while C is down" '^sent A-[0-9]+$' "$out"
 id3=${out#sent }
 check_eq "page A shows it live" "$id3" "$(wait_msg A "$t3" dave other)"
+check_eq "page C, now on A, shows it too" "$id3" "$(wait_msg C "$t3" dave other)"
 
 t4="typed into page C while C was down"
 br type C '#text' "$t4" >/dev/null
 brq key C Enter
-check_eq "page C shows the offline message as own, pending, no id" "1 carol (no-id) own pending" \
-    "$(describe C "$t4")"
-check_eq "page C keeps it in its outbox" 1 "$(br eval C 'window.nodetalk.outbox().length')"
-check_match "page C says it is queued" 'queued' \
-    "$(br eval C "($(msgs_with "$t4"))[0].querySelector('.state').textContent")"
+id4=$(wait_msg C "$t4" carol own 20)
+check_match "page C's new chat goes through node A" '^A-[0-9]+$' "$id4"
+check_eq "  and its badge says node A accepted it" A \
+    "$(br eval C "($(msgs_with "$t4"))[0].querySelector('.origin').textContent")"
+check_eq "page A shows it from carol" "$id4" "$(wait_msg A "$t4" carol other)"
+br shot C "$T/browser-failover.png" >/dev/null
+cp "$T/browser-failover.png" "$NT_BUILDDIR/tests/cluster/browser-failover.png" 2>/dev/null
+
+# --- two of three nodes down: not a green "live" ------------------------------------
+
+nt_stop B
+check_eq "node B stops cleanly" 0 "$?"
+check "page A shows B and C down" wait_chips A "A:true B:false C:false"
+check "page A's pill names both" wait_status A '^live · nodes B, C down$' 10
+check_eq "  in amber" degraded "$(pill_state A)"
+br eval A "document.getElementById('messages').scrollTop = 1e9" >/dev/null
+br shot A "$T/browser-two-down.png" >/dev/null
+cp "$T/browser-two-down.png" "$NT_BUILDDIR/tests/cluster/browser-two-down.png" 2>/dev/null
+nt_start B
+check "page A shows B up again" wait_chips A "A:true B:true C:false" 20
+
+# --- node C comes back: page C goes home --------------------------------------------
 
 nt_start C
-check "page C is live again" wait_status C '^live$' 45
-check_eq "page C still names node C" C "$(br eval C "document.getElementById('node').textContent")"
-id4=$(wait_msg C "$t4" carol own 20)
-check_match "page C's offline message is delivered and acknowledged" '^C-[0-9]+$' "$id4"
+check "page C goes back to node C by itself" wait_status C '^live$' 30
+check_eq "  names node C" C "$(br eval C "document.getElementById('node').textContent")"
+check_match "  and says so" 'Back on node C' \
+    "$(br eval C "[...document.querySelectorAll('#toasts .toast, #announce')].map((t) => t.textContent).join(' | ')")"
+id_held=$(wait_msg C "$t_held" carol own 20)
+check_match "the chat that waited for C is sent to C and acknowledged" '^C-[0-9]+$' "$id_held"
+check "A, B and C converge on 5 messages" wait_until 30 histories_converged 5
+for id in A B C; do
+	check_eq "$id stores the waiting chat once" 1 "$(history_text_count "$id" "$t_held")"
+	check_eq "$id stores page C's chat sent through A once" 1 "$(history_text_count "$id" "$t4")"
+done
 check_eq "page C's outbox is empty" 0 "$(br eval C 'window.nodetalk.outbox().length')"
-check_eq "page C shows the message sent while it was down" "$id3" \
-    "$(wait_msg C "$t3" dave other 20)"
-check "A, B and C converge on 4 messages" wait_until 20 histories_converged 4
-check_eq "A stores the offline message once" 1 "$(history_text_count A "$t4")"
-check_eq "C stores the offline message once" 1 "$(history_text_count C "$t4")"
-check_eq "A's copy has the id page C showed" "$id4" \
-    "$(nt_history A | nt_json where text="$t4" | nt_json get id)"
 check "page C shows exactly C's messages, each once" \
     wait_until 15 page_matches_node C C
 check "page A shows exactly A's messages, each once" \
     wait_until 15 page_matches_node A A
-check_eq "page C has no message without an id" "" \
-    "$(br eval C "$MSGS.filter((m) => !m.dataset.id).length || ''")"
-check_eq "page C: no data-id twice" "" "$(page_ids C | uniq -d)"
-check_eq "page A: no data-id twice" "" "$(page_ids A | uniq -d)"
+check "page A is green again" wait_status A '^live$' 15
+
+# --- failover, and the user sends the waiting chat through the other node -----------
+
+t_via="sent through A on purpose"
+check_eq "page C will lose its next chat on the way" true "$(swallow_next_chat C)"
+br type C '#text' "$t_via" >/dev/null
+brq key C Enter
+check "page C sent it (as far as it knows)" brq wait C "window.swallowed !== null" 5
+nt_stop C
+check "page C moves to node A" wait_status C '^on node A: C is down$' 20
+check "page C offers to send it through A" brq wait C \
+    "[...($(msgs_with "$t_via"))[0].querySelectorAll('.state button')].some((b) => b.textContent === 'Send via A now')" 10
+cid_via=$(br eval C "($(msgs_with "$t_via"))[0].dataset.clientId")
+check "clicking Send via A now" brq click C "#messages .msg[data-client-id=\"$cid_via\"] .state button"
+id_via=$(wait_msg C "$t_via" carol own 20)
+check_match "it is stored by A" '^A-[0-9]+$' "$id_via"
+nt_start C
+check "page C goes back to node C" wait_status C '^live$' 30
+check "A, B and C converge on 6 messages" wait_until 30 histories_converged 6
+for id in A B C; do
+	check_eq "$id stores the chat sent through A once" 1 "$(history_text_count "$id" "$t_via")"
+done
+check "page C shows exactly C's messages, each once (after two moves)" \
+    wait_until 15 page_matches_node C C
 
 # --- the answer is lost on the way: after a reconnect, still once -----------
 
@@ -259,13 +359,59 @@ check "page C is live again after the reconnect" wait_status C '^live$' 20
 id6=$(wait_msg C "$t6" carol own 20)
 check_match "page C shows it acknowledged after the reconnect" '^C-[0-9]+$' "$id6"
 check_eq "page C's outbox is empty again" 0 "$(br eval C 'window.nodetalk.outbox().length')"
-check "A, B and C converge on 5 messages" wait_until 20 histories_converged 5
+check "A, B and C converge on 7 messages" wait_until 20 histories_converged 7
 for id in A C; do
 	check_eq "$id stores it once" 1 "$(history_text_count "$id" "$t6")"
 done
 nt_note "node C counted $(( $(metric C nodetalk_client_retries_total) - retries0 )) client retries (0: the page settled it from the catch-up, 1: it resent)"
 check "page C shows exactly C's messages, each once (after the lost answer)" \
     wait_until 15 page_matches_node C C
+
+# --- which node accepted each message ---------------------------------------------
+
+for pg in A C; do
+	check_eq "page $pg: the badge of alice's first message says node A" A \
+	    "$(br eval "$pg" "($(msgs_with "$t1"))[0].querySelector('.origin').textContent")"
+	check_eq "page $pg: hovering it gives its identity" "accepted by node A as $id1" \
+	    "$(br eval "$pg" "($(msgs_with "$t1"))[0].querySelector('.origin').title")"
+	check_eq "page $pg: carol's first message was accepted by C" C \
+	    "$(br eval "$pg" "($(msgs_with "$t2"))[0].querySelector('.origin').textContent")"
+done
+check_eq "every message on page A has a badge that matches its id" "" \
+    "$(br eval A "$MSGS.filter((m) => !m.dataset.id || m.querySelector('.origin').textContent !== m.dataset.id.replace(/-[0-9]+$/, '')).length || ''")"
+
+# --- unread messages in the tab's title while it is hidden -----------------------------
+
+check_eq "page A's title" nodetalk "$(br eval A document.title)"
+check "page A goes to the background (another tab in front)" brq hide A
+check_eq "  document.hidden" true "$(br eval A document.hidden)"
+for i in 1 2; do
+	nt_send B erin "while page A was hidden $i" >/dev/null
+done
+check "page A's title counts the 2 unread messages" \
+    brq wait A "document.title === '(2) nodetalk'" 15
+check "page A comes back to the front" brq show A
+check_eq "page A's title is plain again" nodetalk "$(br eval A document.title)"
+
+# --- an error that no retry can cure: no Retry ------------------------------------------
+
+long=$(printf 'x%.0s' $(seq 5000))
+br type A '#text' "$long" >/dev/null
+brq key A Enter
+check "page A marks the 5000-byte message as not sent" brq wait A \
+    "(() => { const m = $(msgs_with "$long"); return m.length === 1 && m[0].classList.contains('failed'); })()" 15
+check_eq "  saying why, with the limit" \
+    "Not sent: 'text' is 5000 bytes; this node takes at most 4096 (max_message_bytes) " \
+    "$(br eval A "($(msgs_with "$long"))[0].querySelector('.state span').textContent")"
+check_eq "  offering Edit and Discard, no Retry" "Edit Discard" \
+    "$(br eval A "[...($(msgs_with "$long"))[0].querySelectorAll('.state button')].map((b) => b.textContent).join(' ')")"
+br shot A "$T/browser-too-long.png" >/dev/null
+cp "$T/browser-too-long.png" "$NT_BUILDDIR/tests/cluster/browser-too-long.png" 2>/dev/null
+check "clicking Edit" brq click A "#messages .msg.failed .state button"
+check_eq "  puts the text back in the box" 5000 "$(br eval A "document.getElementById('text').value.length")"
+check_eq "  and the failed message is gone" 0 "$(br eval A "($(msgs_with "$long")).length")"
+br type A '#text' "" >/dev/null
+check_eq "no node stores it" 0 "$(history_text_count A "$long")"
 
 # --- text is text --------------------------------------------------------------
 
@@ -302,6 +448,9 @@ br shot C "$T/browser-C.png" >/dev/null
 check "screenshot of page C is a PNG" is_png "$T/browser-C.png"
 cp "$T/browser-C.png" "$FINAL_PNG" 2>/dev/null
 check "the final screenshot is kept" is_png "$FINAL_PNG"
+for f in $KEPT_PNGS; do
+	check "the screenshot $f is kept" is_png "$NT_BUILDDIR/tests/cluster/$f"
+done
 nt_note "screenshots: $T/browser-A.png, $T/browser-C.png (work dir, removed on success)"
 nt_note "final screenshot (page C, kept): $FINAL_PNG"
 

@@ -42,6 +42,18 @@ check_eq "-t with a syntax error exits 1" 1 "$rc"
 check "-t names the syntax error's file:line on stderr ($T/syntax.conf:3:)" \
     grep -qF "$T/syntax.conf:3:" "$T/syntax.err"
 
+# With engine = "nats" the nodes are gateways: a seed peer (node B, line
+# 8) is an error at its line, and so is a server that is not a NATS URL.
+nt_write_conf --file "$T/natsseed.conf" --seed B --set 'engine = "nats";' \
+    --set 'nats = { servers = [ "nats://127.0.0.1:4222", "127.0.0.2" ]; };'
+run_d natsseed -t -c "$T/natsseed.conf" -n A
+check_eq "-t with engine nats and a seed peer exits 1" 1 "$rc"
+check "-t names the seed line ($T/natsseed.conf:8:) and says why" \
+    grep -qF "$T/natsseed.conf:8: 'seed' is a mesh feature" "$T/natsseed.err"
+check "-t names the bad server URL ($T/natsseed.conf:5:)" \
+    grep -qF "$T/natsseed.conf:5: each entry of 'servers' must be a URL" \
+    "$T/natsseed.err"
+
 run_d missing -t -c /nonexistent/nodetalk.conf
 check_eq "-t with a missing file exits 1" 1 "$rc"
 check "-t names the missing file" \

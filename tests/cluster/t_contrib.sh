@@ -21,9 +21,11 @@ command -v flock >/dev/null || nt_skip "flock (util-linux) is not installed"
 
 # --- cleanup: the detached daemons, by the pids in their pid files ----------
 
-# Only a process whose command line names this test's work dir is ours.
+# Only a process that holds a file of this test's work dir open (the
+# master: its pid file and its log) is ours.  (Its command line shows its
+# title, "nodetalkd: master [A]", not the paths it was started with.)
 t_is_ours() {
-	[ -r "/proc/$1/cmdline" ] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF -- "$T/"
+	[ -d "/proc/$1/fd" ] && ls -l "/proc/$1/fd/" 2>/dev/null | grep -qF -- "$T/"
 }
 
 t_cleanup() {
@@ -100,7 +102,8 @@ out_has() { grep -qE -- "$2" "$T/$1.out"; }
 pidfile() { echo "$T/run/nodetalkd-$1.pid"; }
 # is_node PID ID: PID runs nodetalkd -n ID -d (as nt-start starts it).
 is_node() {
-	nt_pid_alive "$1" && tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF -- "-n $2 -d -p "
+	nt_pid_alive "$1" && t_is_ours "$1" &&
+	    [ "$(tr '\0' ' ' <"/proc/$1/cmdline" | sed 's/ *$//')" = "nodetalkd: master [$2]" ]
 }
 status_up() { curl -fsS --max-time 2 "http://${NT_ADDR[$1]}:$P/status" | grep -q "\"node\":\"$1\""; }
 

@@ -20,7 +20,8 @@ for id in A B C; do
 done
 wait_peers
 
-acked_some() { [ "$(acked_n "$1")" -gt 0 ]; }
+# acked_some PREFIX: at least one ack recorded for PREFIX.
+acked_some() { test "$(acked_n "$1")" -gt 0; }
 
 # crash_round R VICTIM: one round, streams into every node.
 crash_round() {
@@ -38,8 +39,10 @@ crash_round() {
 	lg_bg "$v" "r$r${v}once" --stop-file "$stop" --timeout 40
 	once=$LG_PID
 	lg_bg "$v" "r$r${v}retry" --stop-file "$stop" --timeout 40 --reconnect
+	# Crash it under load: once its clients got acks (a loaded machine
+	# may take seconds to start them), not after a fixed sleep.
 	check "round $r: $v acknowledged messages before the crash" \
-	    wait_until 10 acked_some "r$r${v}once"
+	    wait_until 20 acked_some "r$r${v}once"
 	kill9_node "$v"
 	check "round $r: the loadgen on $v ends by itself when $v dies, exit 0" \
 	    lg_wait 10 "$once"

@@ -137,6 +137,27 @@ check_match "GET /style.css: Content-Type text/css" '^text/css(;|$)' \
     "$(hdr css Content-Type)"
 check "GET /style.css: the body is www/style.css" same_bytes css "$WWW/style.css"
 
+# --- a refused WebSocket handshake says why ----------------------------------------
+
+# up ID FILE VERSION-LINE KEY-LINE [CONNECTION] [HTTPVER]: an upgrade request.
+up() {
+	req "$1" "$2" "GET / HTTP/${6:-1.1}\r\nHost: h\r\nUpgrade: websocket\r\nConnection: ${5:-Upgrade}\r\n$3$4\r\n"
+}
+KEY='Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
+up A nover "" "$KEY"
+check_eq "upgrade without Sec-WebSocket-Version: 426" 426 "$(st nover)"
+check_eq "  with Sec-WebSocket-Version: 13" 13 "$(hdr nover Sec-WebSocket-Version)"
+check_match "  and the body says why" 'speaks WebSocket version 13 only' "$(body nover)"
+up A nokey 'Sec-WebSocket-Version: 13\r\n' ""
+check_eq "upgrade without Sec-WebSocket-Key: 400" 400 "$(st nokey)"
+check_match "  and the body says why" 'Sec-WebSocket-Key must be 16 random bytes in base64' "$(body nokey)"
+up A noconn 'Sec-WebSocket-Version: 13\r\n' "$KEY" keep-alive
+check_eq "upgrade without Connection: Upgrade: 400" 400 "$(st noconn)"
+check_match "  and the body says why" 'needs the headers "Upgrade: websocket" and "Connection: Upgrade"' "$(body noconn)"
+up A http10 'Sec-WebSocket-Version: 13\r\n' "$KEY" Upgrade 1.0
+check_eq "upgrade over HTTP/1.0: 400" 400 "$(st http10)"
+check_match "  and the body says why" 'GET request over HTTP/1.1' "$(body http10)"
+
 get A query GET '/?from=bookmark'
 check_eq "GET /?query: still the page" 200 "$(st query)"
 

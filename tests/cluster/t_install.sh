@@ -1,8 +1,10 @@
 #!/bin/bash
 # t_install.sh: `make install DESTDIR=...` lays out the tree an operator
-# expects (programs, config example, the page, man pages, contrib files),
-# never overwrites an existing /etc/nodetalk.conf, and `make uninstall`
-# removes what it installed but an edited config.
+# expects (programs, config example, the page, man pages, contrib files,
+# the systemd unit with the installation's paths), never overwrites an
+# existing /etc/nodetalk.conf, and `make uninstall` removes what it
+# installed but an edited config.  The config installed to /etc is the
+# safe one: nodes on loopback addresses, data under localstatedir.
 # shellcheck disable=SC2317  # helpers run through check and wait_until
 [ -n "$BASH_VERSION" ] || exec /bin/bash "$0" "$@"  # $(SHELL) may be dash
 # shellcheck source=lib.sh source-path=SCRIPTDIR
@@ -30,6 +32,7 @@ for f in etc/nodetalk.conf \
     usr/share/man/man5/nodetalk.conf.5 usr/share/man/man1/nodetalk-bench.1 \
     usr/share/doc/nodetalk/examples/nodetalk.conf \
     usr/share/doc/nodetalk/examples/nodetalk-local.conf \
+    usr/share/doc/nodetalk/examples/nodetalk-course.conf \
     usr/share/nodetalk/contrib/nodetalkd.service \
     usr/share/nodetalk/contrib/nodetalkd.logrotate; do
 	check "$f is installed" test -s "$root/$f"
@@ -40,6 +43,26 @@ for f in nt-push nt-start nt-stop nt-status nt-tunnel; do
 done
 check "the installed example config passes nodetalkd -t" \
     "$root/usr/sbin/nodetalkd" -t -c "$root/etc/nodetalk.conf" -n A
+listens=$("$root/usr/sbin/nodetalkd" -t -v -c "$root/etc/nodetalk.conf" 2>/dev/null |
+    grep -o 'listen = "[^"]*"' | sort -u | paste -sd ' ')
+check_eq "/etc/nodetalk.conf: every node listens on a loopback address only" \
+    'listen = "127.0.0.1" listen = "127.0.0.2" listen = "127.0.0.3"' "$listens"
+check_eq "/etc/nodetalk.conf: no 0.0.0.0 in it (but in comments)" "" \
+    "$(grep -v '^ *#' "$root/etc/nodetalk.conf" | grep -F 0.0.0.0)"
+check "/etc/nodetalk.conf: data under localstatedir (/var)" \
+    grep -qF 'data_dir = "/var/lib/nodetalk/A"' "$root/etc/nodetalk.conf"
+# The unit: in systemd's directory when this build installs it there.
+unitdir=$(sed -n 's/^systemdsystemunitdir = //p' "$NT_BUILDDIR/Makefile")
+if [ -n "$unitdir" ] && [ "$unitdir" != no ]; then
+	unit="$root$unitdir/nodetalkd.service"
+	check "nodetalkd.service is installed in $unitdir" test -s "$unit"
+	check_eq "  ExecStart with the installation's paths" \
+	    "ExecStart=/usr/sbin/nodetalkd -c /etc/nodetalk.conf" "$(grep '^ExecStart=' "$unit")"
+	check_eq "  ExecReload waits for the outcome" \
+	    "ExecReload=/usr/sbin/nodetalkd -s reload" "$(grep '^ExecReload=' "$unit")"
+	check "  the same as the copy in contrib" \
+	    cmp -s "$unit" "$root/usr/share/nodetalk/contrib/nodetalkd.service"
+fi
 check_eq "the installed nodetalkd says its version" \
     "nodetalkd $(sed -n 's/^PACKAGE_VERSION = //p' "$NT_BUILDDIR/Makefile")" \
     "$("$root/usr/sbin/nodetalkd" -V)"

@@ -1,8 +1,9 @@
 /*
  * fuzz_channel.c: libFuzzer target for the channel's decoding side: the
- * bytes a broken or hostile worker could write to the master.  Frames go
- * through the same msgpack unpacker and the typed getters the master and
- * the workers use; nothing may crash, leak or read out of bounds.
+ * bytes a broken or hostile worker could write to the master.  Frames are
+ * cut as the channel cuts them and go through msgpack-c and the typed
+ * getters the master and the workers use; nothing may crash, leak, read
+ * out of bounds or allocate more than the frame's size calls for.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -37,24 +38,31 @@ poke(const msgpack_object *o)
 		have_clear(&h);
 }
 
+/*
+ * Frames as the channel reads them: chan_frame_len() finds where each ends
+ * without allocating, and only a whole frame goes to msgpack-c, which must
+ * then agree on its length.
+ */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
-	msgpack_unpacker	 unp;
 	msgpack_unpacked	 up;
+	size_t			 off = 0, used;
+	ssize_t			 n;
 
-	if (!msgpack_unpacker_init(&unp, 1024))
-		return (0);
-	if (!msgpack_unpacker_reserve_buffer(&unp, len)) {
-		msgpack_unpacker_destroy(&unp);
-		return (0);
-	}
-	memcpy(msgpack_unpacker_buffer(&unp), data, len);
-	msgpack_unpacker_buffer_consumed(&unp, len);
 	msgpack_unpacked_init(&up);
-	while (msgpack_unpacker_next(&unp, &up) == MSGPACK_UNPACK_SUCCESS)
+	while (off < len && (n = chan_frame_len(data + off, len - off)) > 0) {
+		if ((size_t)n > len - off)
+			abort();
+		used = 0;
+		if (msgpack_unpack_next(&up, (const char *)data + off, (size_t)n,
+		    &used) != MSGPACK_UNPACK_SUCCESS)
+			break;		/* nested too deep for msgpack-c */
+		if (used != (size_t)n)
+			abort();
 		poke(&up.data);
+		off += (size_t)n;
+	}
 	msgpack_unpacked_destroy(&up);
-	msgpack_unpacker_destroy(&unp);
 	return (0);
 }

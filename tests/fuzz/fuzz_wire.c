@@ -13,6 +13,9 @@
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
+/* A node's defaults in a cluster of three. */
+static const struct wire_limits limits = { 4096, 2 * 3 + WIRE_ORIGIN_SLACK };
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
@@ -20,7 +23,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	const char	*code;
 	char		*why, *json;
 
-	if (wire_parse((const char *)data, len, 4096, &w, &code, &why) == -1) {
+	if (wire_parse((const char *)data, len, &limits, &w, &code, &why) == -1) {
 		if (code == NULL || why == NULL)
 			abort();
 		free(why);
@@ -28,7 +31,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	}
 	if (w.type == WIRE_CHAT && w.replicated && w.has_identity) {
 		json = wire_chat(&w.msg, 1);
-		if (wire_parse(json, strlen(json), 0, &again, &code,
+		if (wire_parse(json, strlen(json), NULL, &again, &code,
 		    &why) == -1 || strcmp(again.msg.text, w.msg.text) != 0 ||
 		    again.msg.seq != w.msg.seq)
 			abort();

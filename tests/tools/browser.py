@@ -36,6 +36,9 @@ Commands (PAGE is a name the test picks, e.g. "A"):
   key PAGE KEY                press and release KEY (Enter, Tab, Escape,
                               Backspace or one character)
   shot PAGE FILE              PNG screenshot of the viewport into FILE
+  hide PAGE / show PAGE       put another tab in front of the page in its
+                              window (document.hidden becomes true), or
+                              close that tab and bring the page back
   events PAGE                 what the page did on its own: JS dialogs
                               (auto-dismissed), uncaught exceptions, console
                               calls, log entries
@@ -174,6 +177,7 @@ class Page:
         self.exceptions = []
         self.console = []
         self.logs = []
+        self.cover = None       # the tab "hide" put in front of this page
 
     def on_event(self, method, p):
         if method == "Page.javascriptDialogOpening":
@@ -317,6 +321,31 @@ class Page:
         if code:
             up["code"] = code
         await self.send("Input.dispatchKeyEvent", up)
+
+    async def hide(self):
+        """Another tab in this page's window, in front: the page is hidden,
+        as when the user switches tabs.  (Focus emulation, which keeps
+        every page visible, is off meanwhile.)"""
+        await self.send("Emulation.setFocusEmulationEnabled",
+                        {"enabled": False})
+        if self.cover is None:
+            self.cover = (await self.b.cdp.send("Target.createTarget", {
+                "url": "about:blank", "browserContextId": self.context,
+                "background": False, "newWindow": False}))["targetId"]
+        await self.b.cdp.send("Target.activateTarget",
+                              {"targetId": self.cover})
+        return await self.wait("document.visibilityState === 'hidden'", 10)
+
+    async def show(self):
+        if self.cover is not None:
+            await self.b.cdp.send("Target.closeTarget",
+                                  {"targetId": self.cover})
+            self.cover = None
+        await self.b.cdp.send("Target.activateTarget",
+                              {"targetId": self.target})
+        await self.send("Emulation.setFocusEmulationEnabled",
+                        {"enabled": True})
+        return await self.wait("document.visibilityState === 'visible'", 10)
 
     async def shot(self, path):
         res = await self.send("Page.captureScreenshot",
@@ -510,6 +539,10 @@ async def dispatch(b, cmd, args):
     if cmd == "shot":
         need(2, "PAGE FILE")
         return await b.page(args[0]).shot(os.path.abspath(args[1]))
+    if cmd in ("hide", "show"):
+        need(1, "PAGE")
+        p = b.page(args[0])
+        return await (p.hide() if cmd == "hide" else p.show())
     if cmd == "events":
         need(1, "PAGE")
         p = b.page(args[0])

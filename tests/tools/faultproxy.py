@@ -6,7 +6,8 @@ nodetalk partition tests.  asyncio, standard library only.
                 [--control FILE] [--lifetime SECS]
 
 Each --route listens on LHOST:LPORT and forwards every connection to
-THOST:TPORT (both must be 127.x.y.z).  A route is "up", "cut" or "stall":
+THOST:TPORT (both must be 127.x.y.z).  A route is "up", "cut", "stall" or
+"mute":
 
   up     bytes flow both ways;
   cut    every connection through the route is reset (both sides) and new
@@ -14,11 +15,15 @@ THOST:TPORT (both must be 127.x.y.z).  A route is "up", "cut" or "stall":
   stall  connections stay open but nothing is forwarded either way (the
          proxy stops reading: TCP back-pressure), and new ones are held
          the same way; going back to "up" lets everything through: a
-         partition that drops no connection.
+         partition that drops no connection;
+  mute   like stall, but only for what the target sends: the client's
+         bytes still reach the target, its answers are held (a request
+         that is carried out while its answer is lost).
 
 Control (polled every 50 ms):
   --control FILE: lines "gen N" (any number, echoed back) and
-  "NAME cut" / "NAME stall" / "all cut" / "all stall"; routes not named are
+  "NAME cut" / "NAME stall" / "NAME mute" / "all cut" / "all stall"; routes
+  not named are
   up.  An empty file or one without route lines heals every route.
   SIGUSR1 cuts every route, SIGUSR2 heals every route (they also bump gen).
 
@@ -56,9 +61,17 @@ class Conn:
         self.cr, self.cw = cr, cw
         self.ur = self.uw = None
         self.tasks = []
-        self.go = asyncio.Event()   # set while the route is up
-        if route.state == "up":
-            self.go.set()
+        self.go = asyncio.Event()   # set while client -> target flows
+        self.back = asyncio.Event()     # set while target -> client flows
+        self.set(route.state)
+
+    def set(self, state):
+        for ev, on in ((self.go, state in ("up", "mute")),
+                       (self.back, state == "up")):
+            if on:
+                ev.set()
+            else:
+                ev.clear()
 
     def abort(self):
         for w in (self.cw, self.uw):
@@ -70,14 +83,14 @@ class Conn:
         for t in self.tasks:
             t.cancel()
 
-    async def pump(self, r, w):
+    async def pump(self, r, w, go):
         try:
             while True:
-                await self.go.wait()
+                await go.wait()
                 data = await r.read(65536)
                 if not data:
                     break
-                await self.go.wait()
+                await go.wait()
                 w.write(data)
                 await w.drain()
         except (ConnectionError, OSError, asyncio.CancelledError):
@@ -96,8 +109,9 @@ class Conn:
             self.abort()
             rt.conns.discard(self)
             return
-        self.tasks = [asyncio.ensure_future(self.pump(self.cr, self.uw)),
-                      asyncio.ensure_future(self.pump(self.ur, self.cw))]
+        self.tasks = [
+            asyncio.ensure_future(self.pump(self.cr, self.uw, self.go)),
+            asyncio.ensure_future(self.pump(self.ur, self.cw, self.back))]
         try:
             await asyncio.gather(*self.tasks, return_exceptions=True)
         finally:
@@ -142,10 +156,8 @@ class Route:
                 c.abort()
                 self.conns.discard(c)
                 self.reset += 1
-            elif state == "stall":
-                c.go.clear()
             else:
-                c.go.set()
+                c.set(state)
         log(f"{self.name} {old} -> {state}")
 
 
@@ -185,7 +197,7 @@ class Proxy:
             w = line.split()
             if len(w) == 2 and w[0] == "gen" and w[1].isdigit():
                 gen = int(w[1])
-            elif len(w) == 2 and w[1] in ("cut", "stall", "up"):
+            elif len(w) == 2 and w[1] in ("cut", "stall", "mute", "up"):
                 wanted[w[0]] = w[1]
             elif w:
                 log(f"ignoring control line {line!r}")

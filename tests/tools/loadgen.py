@@ -18,6 +18,12 @@ flushed at once, so the file holds exactly what was acknowledged even if
 loadgen itself is killed.  It stops after --count chats were acknowledged
 (0: no limit), when --stop-file exists, or at --timeout.
 
+An error frame means that chat was not acknowledged: it is dropped and
+counted, and loadgen exits 1 at the end.  With --retry-code CODE an error
+with that code (e.g. "unavailable": the node could not store it now) is
+answered instead by sending the same chat again, same id, after 0.2 s;
+such retries are counted apart and are not errors.
+
 The connection dying (the node was killed, a partition) is not an error:
 without --reconnect loadgen stops and exits 0 with what was acknowledged.
 With --reconnect it dials again (every 0.2 s) until the stop condition and
@@ -53,6 +59,7 @@ class Gen:
         self.sent = 0
         self.reconnects = 0
         self.errors = 0
+        self.retried = 0
         self.bad = 0
         self.out = open(a.acked, "a", buffering=1) if a.acked else None
         self.deadline = time.monotonic() + a.timeout
@@ -133,6 +140,16 @@ class Gen:
                 self.record(msg)
                 if self.a.delay_ms:
                     await asyncio.sleep(self.a.delay_ms / 1000)
+            elif t == "error" and self.unacked and \
+                    msg.get("code") in self.a.retry_code:
+                # Answers come in send order: this is the oldest chat.
+                # Again, with the same id, after the others on the wire.
+                i = self.unacked.pop(0)
+                self.retried += 1
+                await asyncio.sleep(0.2)
+                self.unacked.append(i)
+                await ws.send(self.frame(i))
+                self.sent += 1
             elif t == "error":
                 sys.stderr.write(f"loadgen: error frame {json.dumps(msg)}\n")
                 self.errors += 1
@@ -191,6 +208,9 @@ def main(argv):
     p.add_argument("--reconnect", action="store_true")
     p.add_argument("--size", type=int, default=0,
                    help="pad each text to this many bytes")
+    p.add_argument("--retry-code", action="append", default=[],
+                   help="on an error frame with this code, send that "
+                        "chat again (same id)")
     a = p.parse_args(argv)
     if a.window < 1 or not a.host.startswith("127."):
         sys.stderr.write("loadgen: --window >= 1 and a loopback host\n")
@@ -201,7 +221,8 @@ def main(argv):
     finally:
         sys.stderr.write(f"loadgen {a.host} {a.prefix}: acked {g.acked} "
                          f"sent {g.sent} reconnects {g.reconnects} "
-                         f"errors {g.errors} unacked {len(g.unacked)}\n")
+                         f"errors {g.errors} retried {g.retried} "
+                         f"unacked {len(g.unacked)}\n")
         if g.out:
             g.out.close()
     return 1 if g.errors or g.bad else 0

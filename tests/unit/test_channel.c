@@ -1,9 +1,14 @@
 /*
  * test_channel.c: frames survive the trip through a real socketpair, the
  * version handshake is enforced and an oversized frame ends the link.
+ * Every frame type is built with its declared fields and read back; a
+ * frame with a key twice, a required key missing or of the wrong type,
+ * or a type nobody declared, ends the link.
  */
 #include <sys/socket.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -163,11 +168,19 @@ feed_raw(const void *buf, size_t len, int with_hello)
 		assert_int_equal(write(sv[0], sb.data, sb.size), (ssize_t)sb.size);
 		msgpack_sbuffer_destroy(&sb);
 	}
+	/*
+	 * The reader runs in this thread: a write that would block (the
+	 * socket buffer full, the loop slow on a busy machine) must wait for
+	 * it, not hang the test.
+	 */
+	assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
 	while (len > 0) {
 		ssize_t n = write(sv[0], buf, len > 65536 ? 65536 : len);
-		assert_true(n > 0);
-		buf = (const char *)buf + n;
-		len -= n;
+		assert_true(n > 0 || (n == -1 && errno == EAGAIN));
+		if (n > 0) {
+			buf = (const char *)buf + n;
+			len -= n;
+		}
 		run_for(base, 1);
 		if (rx.lost)
 			break;
@@ -256,6 +269,238 @@ test_send_over_cap(void **state)
 	event_base_free(base);
 }
 
+/*
+ * Where a frame ends is found before msgpack-c sees it: every prefix of a
+ * frame needs more bytes, the whole frame is its exact size, and a
+ * container's claim costs nothing until its bytes are here.
+ */
+static void
+test_frame_len(void **state)
+{
+	const unsigned char	 claim[] = { 0xdf, 0x03, 0x00, 0x00, 0x00 };
+	const unsigned char	 never[] = { 0x81, 0xa1, 't', 0xc1 };
+	struct chan_frame	 f;
+	struct nt_msg		 m;
+	struct nt_have		 h = { NULL, 0 };
+	size_t			 i;
+
+	memset(&m, 0, sizeof(m));
+	strcpy(m.origin, "A");
+	m.seq = 17;
+	m.lamport = 9007199254740991ULL;
+	m.ts = -1;
+	m.from = "kamlesh";
+	m.text = "a text of more than thirty-one bytes, a str8";
+	m.client_id = "c";
+	have_set(&h, "A", 1);
+	have_set(&h, "B", 70000);
+	frame_begin(&f, CH_PUSH, 3);
+	frame_msg(&f, "msg", &m);
+	frame_have(&f, "have", &h);
+	frame_bool(&f, "b", 1);
+	assert_int_equal(chan_frame_len(f.sb.data, f.sb.size), f.sb.size);
+	for (i = 0; i < f.sb.size; i++)
+		assert_int_equal(chan_frame_len(f.sb.data, i), 0);
+	frame_release(&f);
+	have_clear(&h);
+
+	assert_int_equal(chan_frame_len(claim, sizeof(claim)), 0);
+	assert_int_equal(chan_frame_len(never, sizeof(never)), -1);
+}
+
+/* A value of field type t, under key. */
+static void
+put_field(struct chan_frame *f, const char *key, char t, int wrong)
+{
+	static const char	*strv[] = { "B", "C" };
+	struct nt_have		 h = { NULL, 0 };
+	struct nt_msg		 m;
+
+	if (wrong) {		/* a type no field accepts where t is wanted */
+		if (t == 's')
+			frame_u64(f, key, 1);
+		else
+			frame_str(f, key, "wrong");
+		return;
+	}
+	switch (t) {
+	case 'u':
+		frame_u64(f, key, 7);
+		break;
+	case 'i':
+		frame_i64(f, key, -7);
+		break;
+	case 's':
+		frame_str(f, key, "x");
+		break;
+	case 'b':
+		frame_bool(f, key, 1);
+		break;
+	case 'm':
+		memset(&m, 0, sizeof(m));
+		strcpy(m.origin, "A");
+		m.seq = 1;
+		m.lamport = 1;
+		m.from = "a";
+		m.text = "b";
+		frame_msg(f, key, &m);
+		break;
+	case 'h':
+		have_set(&h, "A", 3);
+		frame_have(f, key, &h);
+		have_clear(&h);
+		break;
+	case 'v':
+		frame_strv(f, key, strv, 2);
+		break;
+	default:
+		fail_msg("unknown field type %c", t);
+	}
+}
+
+/*
+ * A frame of type with every declared field; skip, dup and wrong are the
+ * index of a field to leave out, to write twice or to give the wrong
+ * type (-1: none).
+ */
+static void
+build_typed(struct chan_frame *f, int type, int skip, int dup, int wrong)
+{
+	const char *const	*fields = chan_type_fields(type);
+	char			 key[64];
+	const char		*colon;
+	size_t			 n, i;
+
+	for (n = 0; fields[n] != NULL; n++)
+		;
+	frame_begin(f, type, n - (skip >= 0) + (dup >= 0));
+	for (i = 0; i < n; i++) {
+		colon = strchr(fields[i], ':');
+		snprintf(key, sizeof(key), "%.*s", (int)(colon - fields[i]),
+		    fields[i]);
+		if ((int)i == skip)
+			continue;
+		put_field(f, key, colon[1], (int)i == wrong);
+		if ((int)i == dup)
+			put_field(f, key, colon[1], 0);
+	}
+}
+
+static void
+rx_count(struct chan *ch, int type, const msgpack_object *o, void *arg)
+{
+	struct rx	*rx = arg;
+
+	rx->frames++;
+	rx->last_type = type;
+	if (rx->frames == 2)	/* the hello, then the frame */
+		event_base_loopbreak(rx->base);
+}
+
+/* One frame through a fresh channel pair: 1 when it arrived as type. */
+static int
+send_one(struct chan_frame *f, int type)
+{
+	struct event_base	*base = event_base_new();
+	struct chan		*ca, *cb;
+	struct rx		 a, b;
+	int			 sv[2], ok;
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.base = b.base = base;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ca = chan_new(base, sv[0], "a", rx_count, rx_lost, &a);
+	cb = chan_new(base, sv[1], "b", rx_count, rx_lost, &b);
+	assert_int_equal(chan_send(ca, f), 0);
+	run_for(base, 5000);	/* the frame or the loss ends it */
+	ok = b.frames == 2 && b.last_type == type && !b.lost;
+	if (!ok)
+		assert_true(b.lost);	/* refused means the link ends */
+	chan_free(ca);
+	chan_free(cb);
+	event_base_free(base);
+	return (ok);
+}
+
+static int
+nfields(int type)
+{
+	const char *const	*fields = chan_type_fields(type);
+	int			 n;
+
+	for (n = 0; fields[n] != NULL; n++)
+		;
+	return (n);
+}
+
+static void
+test_every_type(void **state)
+{
+	struct chan_frame	 f;
+	const char		*f0;
+	int			 type, n, i, types = 0;
+
+	for (type = 0; type < 1000; type++) {
+		if (chan_type_fields(type) == NULL)
+			continue;
+		types++;
+		assert_non_null(chan_type_name(type));
+		build_typed(&f, type, -1, -1, -1);
+		if (!send_one(&f, type))
+			fail_msg("a %s frame with its fields was refused",
+			    chan_type_name(type));
+		n = nfields(type);
+		for (i = 0; i < n; i++) {
+			f0 = chan_type_fields(type)[i];
+			build_typed(&f, type, -1, i, -1);
+			if (send_one(&f, type))
+				fail_msg("%s frame with %s twice was taken",
+				    chan_type_name(type), f0);
+			build_typed(&f, type, -1, -1, i);
+			if (send_one(&f, type))
+				fail_msg("%s frame with %s of the wrong type "
+				    "was taken", chan_type_name(type), f0);
+			build_typed(&f, type, i, -1, -1);
+			if (send_one(&f, type) ==
+			    (f0[strlen(f0) - 1] != '?'))
+				fail_msg("%s frame without %s: wrong answer",
+				    chan_type_name(type), f0);
+		}
+	}
+	/* Every type of channel.h's enum. */
+	assert_int_equal(types, 36);
+}
+
+/* The bug this guards against: a frame's type key "t" written again. */
+static void
+test_type_key_twice(void **state)
+{
+	struct chan_frame	 f;
+
+	build_typed(&f, CH_CHAT, -1, -1, -1);
+	assert_true(send_one(&f, CH_CHAT));
+	frame_begin(&f, CH_CHAT, 7);
+	frame_u64(&f, "conn", 1);
+	frame_i64(&f, "t", 12345);
+	frame_i64(&f, "t_us", 12345);
+	frame_u64(&f, "after", 0);
+	frame_str(&f, "from", "a");
+	frame_str(&f, "text", "b");
+	frame_str(&f, "cid", "c");
+	assert_false(send_one(&f, CH_CHAT));
+}
+
+static void
+test_unknown_type(void **state)
+{
+	struct chan_frame	 f;
+
+	assert_null(chan_type_fields(999));
+	frame_begin(&f, 999, 0);
+	assert_false(send_one(&f, 999));
+}
+
 int
 main(void)
 {
@@ -266,6 +511,10 @@ main(void)
 		cmocka_unit_test(test_not_a_map),
 		cmocka_unit_test(test_oversized),
 		cmocka_unit_test(test_send_over_cap),
+		cmocka_unit_test(test_frame_len),
+		cmocka_unit_test(test_every_type),
+		cmocka_unit_test(test_type_key_twice),
+		cmocka_unit_test(test_unknown_type),
 	};
 
 	log_setlevel(-1);	/* the failures under test are expected */

@@ -202,6 +202,14 @@ assert_defaults(const struct nt_config *c)
 	assert_int_equal(c->max_clients, 1024);
 	assert_int_equal(c->max_message_bytes, 4096);
 	assert_int_equal(c->max_frame_bytes, 65536);
+	assert_int_equal(c->max_clients_per_address, 64);
+	assert_int_equal(c->max_client_backlog_bytes, 1048576);
+	assert_int_equal(c->max_peer_backlog_bytes, 16777216);
+	assert_int_equal(c->http_timeout_ms, 10000);
+	assert_int_equal(c->join_timeout_ms, 15000);
+	assert_int_equal(c->ping_interval_ms, 30000);
+	assert_int_equal(c->peer_ping_interval_ms, 2000);
+	assert_int_equal(c->ping_timeout_ms, 4000);
 	assert_int_equal(c->worker_backlog_bytes, 64 * 1024 * 1024);
 	assert_int_equal(c->join_history, 1000);
 }
@@ -218,8 +226,23 @@ assert_config_equal(const struct nt_config *a, const struct nt_config *b)
 	assert_int_equal(a->max_clients, b->max_clients);
 	assert_int_equal(a->max_message_bytes, b->max_message_bytes);
 	assert_int_equal(a->max_frame_bytes, b->max_frame_bytes);
+	assert_int_equal(a->max_clients_per_address,
+	    b->max_clients_per_address);
+	assert_int_equal(a->max_client_backlog_bytes,
+	    b->max_client_backlog_bytes);
+	assert_int_equal(a->max_peer_backlog_bytes, b->max_peer_backlog_bytes);
+	assert_int_equal(a->http_timeout_ms, b->http_timeout_ms);
+	assert_int_equal(a->join_timeout_ms, b->join_timeout_ms);
+	assert_int_equal(a->ping_interval_ms, b->ping_interval_ms);
+	assert_int_equal(a->peer_ping_interval_ms, b->peer_ping_interval_ms);
+	assert_int_equal(a->ping_timeout_ms, b->ping_timeout_ms);
 	assert_int_equal(a->worker_backlog_bytes, b->worker_backlog_bytes);
 	assert_int_equal(a->join_history, b->join_history);
+	assert_int_equal(a->engine, b->engine);
+	if (a->engine == ENGINE_NATS) {
+		assert_int_equal(config_nats_equal(&a->nats, &b->nats), 1);
+		assert_string_equal(a->nats.subject, b->nats.subject);
+	}
 }
 
 #define NODES_AB \
@@ -240,15 +263,26 @@ test_shipped_example(void **state)
 	assert_string_equal(c->path, path);
 	assert_string_equal(c->node_id, "A");
 	assert_int_equal(c->nnodes, 3);
-	assert_node(&c->nodes[0], "A", "svm-11.cs.helsinki.fi", 9000,
-	    "0.0.0.0", "/var/lib/nodetalk", 0);
-	assert_node(&c->nodes[1], "B", "svm-11-2.cs.helsinki.fi", 9000,
-	    "0.0.0.0", "/var/lib/nodetalk", 0);
-	assert_node(&c->nodes[2], "C", "svm-11-3.cs.helsinki.fi", 9000,
-	    "0.0.0.0", "/var/lib/nodetalk", 0);
+	/* Installed to /etc: three nodes on this machine, loopback only. */
+	assert_node(&c->nodes[0], "A", "127.0.0.1", 9000,
+	    "127.0.0.1", "/var/lib/nodetalk/A", 0);
+	assert_node(&c->nodes[1], "B", "127.0.0.2", 9000,
+	    "127.0.0.2", "/var/lib/nodetalk/B", 0);
+	assert_node(&c->nodes[2], "C", "127.0.0.3", 9000,
+	    "127.0.0.3", "/var/lib/nodetalk/C", 0);
 	assert_ptr_equal(c->self, &c->nodes[0]);
 	assert_int_equal(config_has_seed(c), 0);
 	assert_defaults(c);
+	config_free(c);
+	free(path);
+
+	/* The original deployment, kept as an example. */
+	path = srcpath("doc/examples/nodetalk-course.conf");
+	c = load_ok(path, NULL, NULL);
+	assert_node(&c->nodes[0], "A", "svm-11.cs.helsinki.fi", 9000,
+	    "0.0.0.0", "/var/lib/nodetalk", 0);
+	assert_node(&c->nodes[2], "C", "svm-11-3.cs.helsinki.fi", 9000,
+	    "0.0.0.0", "/var/lib/nodetalk", 0);
 	config_free(c);
 	free(path);
 }
@@ -339,8 +373,9 @@ test_defaults(void **state)
 	assert_defaults(c);
 	assert_string_equal(c->node_id, "B");
 	assert_ptr_equal(c->self, &c->nodes[1]);
+	/* The default data_dir follows ./configure --localstatedir. */
 	assert_node(&c->nodes[0], "A", "ha", 9000, "0.0.0.0",
-	    "/var/lib/nodetalk", 0);
+	    LOCALSTATEDIR "/lib/nodetalk", 0);
 	config_free(c);
 }
 
@@ -818,6 +853,229 @@ test_nodes_equal(void **state)
 	config_free(a);
 }
 
+#define NATS_AB \
+	"node_id = \"A\";\n" \
+	"engine = \"nats\";\n" \
+	"nats = { servers = [ \"nats://n1:4222\" ]; };\n" \
+	NODES_AB
+
+static void
+test_engine_default(void **state)
+{
+	struct nt_config	*c;
+
+	(void)state;
+	c = load_text_ok(NODES_AB, "A", NULL);
+	assert_int_equal(c->engine, ENGINE_MESH);
+	assert_string_equal(config_engine_name(c->engine), "mesh");
+	assert_string_equal(config_engine_name(ENGINE_NATS), "nats");
+	config_free(c);
+	/* Without engine = "nats" a nats group is checked, not required. */
+	c = load_text_ok("nats = { servers = [ \"nats://n\" ]; "
+	    "replicas = 1; };\n" NODES_AB, "A", NULL);
+	assert_int_equal(c->engine, ENGINE_MESH);
+	assert_int_equal(c->nats.replicas, 1);
+	config_free(c);
+	assert_errors("engine = \"raft\";\n" NODES_AB, "A", NULL,
+	    "@:1: 'engine' must be \"mesh\" or \"nats\", not \"raft\"");
+}
+
+#ifdef HAVE_NATS
+static void
+test_engine_nats(void **state)
+{
+	struct nt_config	*c;
+
+	(void)state;
+	c = load_text_ok(NATS_AB, NULL, NULL);
+	assert_int_equal(c->engine, ENGINE_NATS);
+	assert_int_equal(c->nats.nservers, 1);
+	assert_string_equal(c->nats.servers[0], "nats://n1:4222");
+	assert_string_equal(c->nats.stream, "nodetalk");
+	assert_string_equal(c->nats.subject, "nodetalk.nodetalk");
+	assert_int_equal(c->nats.replicas, 3);
+	assert_int_equal(c->nats.duplicate_window_ms, 120000);
+	assert_int_equal(c->nats.timeout_ms, 5000);
+	assert_int_equal(c->nats.connect_timeout_ms, 2000);
+	assert_string_equal(c->nats.token, "");
+	assert_string_equal(c->nats.creds, "");
+	assert_round_trip(c);
+	config_free(c);
+
+	c = load_text_ok(
+	    "node_id = \"B\";\n"
+	    "engine = \"nats\";\n"
+	    "nats = {\n"
+	    "  servers = ( \"nats://n1:4222\", \"tls://n2\",\n"
+	    "    \"nats://u:p@[::1]:4223\" );\n"
+	    "  stream = \"chat_1\";\n"
+	    "  replicas = 5;\n"
+	    "  duplicate_window_ms = 1000;\n"
+	    "  timeout_ms = 100;\n"
+	    "  connect_timeout_ms = 60000;\n"
+	    "  user = \"gw\"; password = \"p\\\"w\";\n"
+	    "  tls_ca = \"/ca\"; tls_cert = \"/c\"; tls_key = \"/k\";\n"
+	    "};\n" NODES_AB, NULL, NULL);
+	assert_int_equal(c->nats.nservers, 3);
+	assert_string_equal(c->nats.servers[2], "nats://u:p@[::1]:4223");
+	assert_string_equal(c->nats.subject, "nodetalk.chat_1");
+	assert_int_equal(c->nats.replicas, 5);
+	assert_int_equal(c->nats.duplicate_window_ms, 1000);
+	assert_int_equal(c->nats.timeout_ms, 100);
+	assert_int_equal(c->nats.connect_timeout_ms, 60000);
+	assert_string_equal(c->nats.password, "p\"w");
+	assert_string_equal(c->nats.tls_key, "/k");
+	assert_round_trip(c);
+	config_free(c);
+}
+
+static void
+test_shipped_nats(void **state)
+{
+	struct nt_config	*c;
+	char			*path;
+
+	(void)state;
+	path = srcpath("etc/nodetalk-nats.conf");
+	c = load_ok(path, "C", NULL);
+	assert_int_equal(c->engine, ENGINE_NATS);
+	assert_int_equal(c->nats.nservers, 3);
+	assert_string_equal(c->nats.servers[1],
+	    "nats://nats-2.example.org:4222");
+	assert_int_equal(c->nats.replicas, 3);
+	assert_node(c->self, "C", "gw-3.example.org", 9000, "0.0.0.0",
+	    "/var/lib/nodetalk", 0);
+	assert_round_trip(c);
+	config_free(c);
+	free(path);
+}
+
+/* In nats mode the nodes are gateways: none of them is a seed peer. */
+static void
+test_nats_errors(void **state)
+{
+	(void)state;
+	assert_errors(
+	    "node_id = \"A\";\n"
+	    "engine = \"nats\";\n"
+	    "nats = { servers = [ \"nats://n\" ]; };\n"
+	    "nodes = (\n"
+	    "  { id = \"A\"; host = \"ha\"; },\n"
+	    "  { id = \"B\"; host = \"hb\"; seed = true; }\n"
+	    ");\n", NULL, NULL,
+	    "@:6: 'seed' is a mesh feature: with engine = \"nats\" no node "
+	    "dials another, and a Python prototype node cannot read the "
+	    "stream");
+	assert_errors("node_id = \"A\";\nengine = \"nats\";\n" NODES_AB,
+	    NULL, NULL, "@:2: engine = \"nats\" needs a 'nats' group: "
+	    "nats = { servers = [ \"nats://...\" ]; };");
+	assert_errors("node_id = \"A\";\nengine = \"nats\";\nnats = {};\n"
+	    NODES_AB, NULL, NULL, "@:3: missing required key 'servers'");
+	assert_errors("node_id = \"A\";\nengine = \"nats\";\nnats = \"n\";\n"
+	    NODES_AB, NULL, NULL,
+	    "@:3: 'nats' must be a group: { key = value; ... }");
+	assert_errors(
+	    "node_id = \"A\";\n"
+	    "engine = \"nats\";\n"
+	    "nats = {\n"
+	    "  servers = ( \"http://x\", 7,\n"
+	    "    \"nats://h:0\", \"nats://h:4222\", \"nats:// h\" );\n"
+	    "  stream = \"A\";\n"
+	    "  replicas = 6;\n"
+	    "  token = \"t\";\n"
+	    "  user = \"u\";\n"
+	    "  tls_key = \"/k\";\n"
+	    "  colour = 1;\n"
+	    "};\n"
+	    NODES_AB, NULL, NULL,
+	    "@:4: each entry of 'servers' must be a URL nats://host[:port] "
+	    "or tls://host[:port], not \"http://x\"\n"
+	    "@:4: each entry of 'servers' must be a string\n"
+	    "@:5: each entry of 'servers' must be a URL nats://host[:port] "
+	    "or tls://host[:port], not \"nats://h:0\"\n"
+	    "@:5: each entry of 'servers' must be a URL nats://host[:port] "
+	    "or tls://host[:port], not \"nats:// h\"\n"
+	    "@:7: 'replicas' must be between 1 and 5, not 6\n"
+	    "@:11: unknown key 'colour'\n"
+	    "@:9: 'user' and 'password' go together\n"
+	    "@:8: give one of 'token', 'user' and 'password', or 'creds'\n"
+	    "@:10: 'tls_cert' and 'tls_key' go together\n"
+	    "@:6: 'stream' must not be a node id: \"A\" is the origin of "
+	    "every message in the stream");
+	assert_errors("node_id = \"A\";\nengine = \"nats\";\n"
+	    "nats = { servers = \"nats://n\"; };\n" NODES_AB, NULL, NULL,
+	    "@:3: 'servers' must be a list of strings: [ \"...\", ... ]");
+	assert_errors("node_id = \"A\";\nengine = \"nats\";\n"
+	    "nats = { servers = [ ]; };\n" NODES_AB, NULL, NULL,
+	    "@:3: 'servers' must have at least one entry");
+}
+
+/*
+ * Every key of the nats group, as config_print() shows it, is in the
+ * shipped example and in nodetalk.conf(5).
+ */
+static void
+test_nats_keys_documented(void **state)
+{
+	struct nt_config	*c;
+	char			*conf, *man, *out, *line, *tail, *eq, key[80];
+	const char		*paths[] = { "etc/nodetalk.conf",
+				    "doc/nodetalk.conf.5" };
+	size_t			 len;
+	FILE			*fp;
+	int			 in = 0, n = 0;
+
+	(void)state;
+	line = srcpath(paths[0]);
+	conf = read_file(line);
+	free(line);
+	line = srcpath(paths[1]);
+	man = read_file(line);
+	free(line);
+	c = load_text_ok(NATS_AB, NULL, NULL);
+	assert_non_null(fp = open_memstream(&out, &len));
+	config_print(fp, c);
+	fclose(fp);
+	for (line = strtok_r(out, "\n", &tail); line != NULL;
+	    line = strtok_r(NULL, "\n", &tail)) {
+		if (strncmp(line, "engine = ", 9) == 0 ||
+		    strncmp(line, "nats = {", 8) == 0) {
+			in = line[0] == 'n';
+			snprintf(key, sizeof(key), ".It Ic %.*s ",
+			    (int)(strchr(line, ' ') - line), line);
+		} else if (in && strncmp(line, "  ", 2) == 0 &&
+		    (eq = strstr(line, " = ")) != NULL) {
+			snprintf(key, sizeof(key), ".It Ic %.*s ",
+			    (int)(eq - line - 2), line + 2);
+			n++;
+		} else {
+			in &= strcmp(line, "};") != 0;
+			continue;
+		}
+		if (strstr(man, key) == NULL)
+			fail_msg("%s not in %s", key, paths[1]);
+		memmove(key, key + 7, strlen(key + 7) + 1);
+		strcat(key, "=");
+		if (strstr(conf, key) == NULL)
+			fail_msg("%s not in %s", key, paths[0]);
+	}
+	assert_int_equal(n, 13);
+	free(out);
+	free(conf);
+	free(man);
+	config_free(c);
+}
+#else
+static void
+test_engine_nats(void **state)
+{
+	(void)state;
+	assert_errors(NATS_AB, NULL, NULL, "@:2: this nodetalkd was built "
+	    "without the NATS engine (configure found no libnats; install "
+	    "libnats-dev and rebuild)");
+}
+#endif
+
 static void
 test_fsync_policy_name(void **state)
 {
@@ -854,6 +1112,13 @@ main(void)
 		cmocka_unit_test(test_print_golden),
 		cmocka_unit_test(test_nodes_equal),
 		cmocka_unit_test(test_fsync_policy_name),
+		cmocka_unit_test(test_engine_default),
+		cmocka_unit_test(test_engine_nats),
+#ifdef HAVE_NATS
+		cmocka_unit_test(test_shipped_nats),
+		cmocka_unit_test(test_nats_errors),
+		cmocka_unit_test(test_nats_keys_documented),
+#endif
 	};
 
 	return (cmocka_run_group_tests(tests, setup, teardown));

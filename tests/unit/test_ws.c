@@ -260,6 +260,8 @@ struct raw {
 	char			 pong[128];
 	int			 eof;
 	int			 echo;		/* answer a close */
+	int			 answer;	/* answer pings */
+	int			 discard;	/* read without parsing */
 };
 
 /* One client frame, masked as RFC 6455 section 5.3 requires. */
@@ -297,6 +299,8 @@ raw_got(struct raw *r, int opcode, const uint8_t *p, size_t len)
 		memcpy(r->pong, p, len);
 		r->pong[len] = '\0';
 	}
+	if (opcode == 0x9 && r->answer)
+		raw_frame(bufferevent_get_output(r->bev), 1, 0xa, p, len);
 	if (opcode != 0x8)
 		return;
 	r->close_code = len >= 2 ? (p[0] << 8 | p[1]) : 1005;
@@ -315,7 +319,12 @@ raw_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer	*in = bufferevent_get_input(bev);
 	const uint8_t	*p;
 	size_t		 len, plen;
+	struct raw	*r = arg;
 
+	if (r->discard) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
 	while ((len = evbuffer_get_length(in)) >= 2) {
 		p = evbuffer_pullup(in, -1);
 		assert_int_equal(p[1] & 0x80, 0);	/* never masked */
@@ -926,6 +935,126 @@ test_conn_close_timeout(void **state UNUSED)
 	rawtest_end(&t);
 }
 
+/* A message in 128 frames is fine; one in 129 closes with 1009. */
+static void
+send_fragments(struct evbuffer *out, int n)
+{
+	int	 i;
+
+	raw_frame(out, 0, 0x1, "x", 1);
+	for (i = 1; i < n - 1; i++)
+		raw_frame(out, 0, 0x0, "x", 1);
+	raw_frame(out, 1, 0x0, "x", 1);
+}
+
+static int
+srv_got_text(void *arg)
+{
+	struct rawtest	*t = arg;
+
+	return (t->srv.ntext > 0);
+}
+
+static void
+test_conn_fragments(void **state UNUSED)
+{
+	struct rawtest	 t;
+
+	send_fragments(rawtest_start(&t, 1024, 1), 128);
+	assert_true(run_until(t.base, srv_got_text, &t, 5000));
+	assert_int_equal(strlen(t.srv.text), 128);
+	assert_int_equal(t.srv.nclose, 0);
+	rawtest_end(&t);
+
+	send_fragments(rawtest_start(&t, 1024, 1), 129);
+	assert_true(run_until(t.base, raw_done, &t, 5000));
+	assert_int_equal(t.raw.close_code, 1009);
+	assert_string_equal(t.raw.reason, "too many fragments");
+	assert_int_equal(t.srv.ntext, 0);
+	assert_int_equal(t.srv.code, 1009);
+	rawtest_end(&t);
+}
+
+/* Run the loop for ms milliseconds. */
+static void
+spin(struct event_base *base, int ms)
+{
+	assert_false(run_until(base, never, NULL, ms));
+}
+
+static int64_t
+ms_now(void)
+{
+	return (mono_us() / 1000);
+}
+
+/*
+ * Heartbeats: a silent connection gets a ping after the interval; an
+ * answer keeps it; silence after the ping for the timeout ends it.
+ */
+static void
+test_conn_heartbeat(void **state UNUSED)
+{
+	struct rawtest	 t;
+	int64_t		 sent;
+
+	rawtest_start(&t, 1024, 0);
+	t.raw.answer = 1;
+	assert_int_equal(ws_conn_heartbeat(t.srv.c, ms_now(), 100, 300), 0);
+	spin(t.base, 50);
+	assert_int_equal(t.raw.nops, 0);		/* not silent long enough */
+	spin(t.base, 100);
+	assert_int_equal(ws_conn_heartbeat(t.srv.c, ms_now(), 100, 300), 0);
+	spin(t.base, 50);
+	assert_int_equal(t.raw.nops, 1);
+	assert_int_equal(t.raw.ops[0], 0x9);		/* a ping, answered */
+	assert_int_equal(ws_conn_heartbeat(t.srv.c, ms_now(), 10000, 300), 0);
+	assert_int_equal(ws_conn_heartbeat(t.srv.c, ms_now() + 5000, 10000,
+	    300), 0);
+	rawtest_end(&t);
+
+	rawtest_start(&t, 1024, 0);
+	spin(t.base, 150);
+	sent = ms_now();
+	assert_int_equal(ws_conn_heartbeat(t.srv.c, sent, 100, 300), 0);
+	spin(t.base, 50);
+	assert_int_equal(t.raw.nops, 1);		/* not answered */
+	assert_int_equal(ws_conn_heartbeat(t.srv.c, ms_now(), 100, 300), 0);
+	assert_int_equal(ws_conn_heartbeat(t.srv.c, sent + 1000, 100, 300),
+	    -1);
+	ws_conn_abort(t.srv.c, 1011, "ping timeout");
+	assert_true(run_until(t.base, srv_closed, &t, 5000));
+	assert_int_equal(t.srv.code, 1011);
+	rawtest_end(&t);
+}
+
+/*
+ * A client that does not read: past 128 KiB of output the server reads
+ * nothing more from it; once it reads, what it sent meanwhile is handled.
+ */
+static void
+test_conn_pause(void **state UNUSED)
+{
+	struct rawtest	 t;
+	char		*big;
+	size_t		 len = 1024 * 1024;
+
+	rawtest_start(&t, 1024, 0);
+	bufferevent_disable(t.raw.bev, EV_READ);
+	big = xmalloc(len);
+	memset(big, 'b', len);
+	assert_int_equal(ws_conn_send_text(t.srv.c, big, len), 0);
+	free(big);
+	raw_frame(bufferevent_get_output(t.raw.bev), 1, 0x1, "later", 5);
+	spin(t.base, 200);
+	assert_int_equal(t.srv.ntext, 0);
+	t.raw.discard = 1;
+	bufferevent_enable(t.raw.bev, EV_READ);
+	assert_true(run_until(t.base, srv_got_text, &t, 5000));
+	assert_string_equal(t.srv.text, "later");
+	rawtest_end(&t);
+}
+
 /*
  * ws_dial() against a listener in this process.
  */
@@ -1187,6 +1316,9 @@ main(void)
 		cmocka_unit_test(test_conn_free_in_text),
 		cmocka_unit_test(test_conn_tcp_drop),
 		cmocka_unit_test(test_conn_close_timeout),
+		cmocka_unit_test(test_conn_fragments),
+		cmocka_unit_test(test_conn_heartbeat),
+		cmocka_unit_test(test_conn_pause),
 		cmocka_unit_test(test_dial_ok),
 		cmocka_unit_test(test_dial_refused),
 		cmocka_unit_test(test_dial_http_error),
