@@ -71,7 +71,8 @@ to_top
 check "again: the last 60" wait_until 10 shown_is 300
 check_eq "the page shows every message of the node, in order, once" \
     "$(cat "$T/all.ids")" "$(page_ids)"
-check "the button is gone" wait_until 5 test "$(older_hidden)" = true
+older_gone() { [ "$(older_hidden)" = true ]; }
+check "the button is gone" wait_until 5 older_gone
 
 # Live messages still come, at the bottom.
 out=$(nt_send A zed "after scrolling back")
