@@ -7,7 +7,7 @@ DIR holds one JSON object per run (COMMAND-N.json, from nodetalk-bench
 --json) and machine.txt.  Writes into DIR:
 
   summary.json  per command and figure: median, min, max, runs
-  summary.md    the figures of issue 9's table (median, min..max), with
+  summary.md    the figures of the performance targets (median, min..max), with
                 the baseline's medians and the ratio when one is given
   bench.svg     throughput (bars: median, whiskers: min..max) and latency
                 percentiles (log scale), beside the baseline's if given
@@ -24,7 +24,7 @@ import statistics
 import sys
 from xml.sax.saxutils import escape
 
-# The rows of the issue's table: (command, key, what, unit, scale, target).
+# The rows of the performance targets: (command, key, what, unit, scale, target).
 ROWS = [
     ("throughput", "chats_per_s",
      "chats/s replicated to all {nnodes} nodes (durable default)", "", 1,

@@ -76,7 +76,7 @@ for f in "$DAEMON" "$BENCH" $DAEMON2; do
 done
 [ -x "$PY" ] || { echo "run.sh: needs $PY for the report" >&2; exit 1; }
 
-# The sizes of the table; --quick only checks that it all works.
+# The sizes of the performance targets (README); --quick only checks that it all works.
 if [ $quick -eq 1 ]; then
 	tp_n=3000 lat_d=2 conn_n=300 hist_n=3000
 else

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <netdb.h>
 
 #include <errno.h>
@@ -159,6 +160,26 @@ proc_spawn(const char *procname, worker_main_fn fn, struct worker_args *wa,
 	return (pid);
 }
 
+/*
+ * The longest accept queue the kernel allows (it caps listen(2) at
+ * net.core.somaxconn anyway): a burst of thousands of connects, such as
+ * every client coming back after a restart, must not overflow a short
+ * queue, or the SYNs dropped wait for TCP's retransmit, a second or more.
+ */
+static int
+proc_backlog(void)
+{
+	FILE	*f;
+	int	 n = 0;
+
+	if ((f = fopen("/proc/sys/net/core/somaxconn", "r")) != NULL) {
+		if (fscanf(f, "%d", &n) != 1)
+			n = 0;
+		fclose(f);
+	}
+	return (n > 0 ? n : SOMAXCONN);
+}
+
 int
 proc_listen(const char *addr, int port, char **cause)
 {
@@ -178,10 +199,16 @@ proc_listen(const char *addr, int port, char **cause)
 	}
 	fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK,
 	    res->ai_protocol);
+	/*
+	 * TCP_NODELAY here is inherited by every accepted socket: frames are
+	 * small and must not wait for Nagle, and no client pays a
+	 * setsockopt(2) of its own.
+	 */
 	if (fd == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == -1 ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
-	    listen(fd, 128) == -1) {
+	    listen(fd, proc_backlog()) == -1) {
 		xasprintf(cause, "cannot listen on %s port %d: %s", addr,
 		    port, strerror(errno));
 		if (fd != -1)

@@ -87,11 +87,22 @@ struct ws_conn_cbs {
  * message in more than 128 frames.  A binary message is answered with
  * close 1003, invalid UTF-8 with 1007.  A server connection stops reading
  * while more than 128 KiB of output wait, and reads again once they left.
+ * Output goes out once per loop turn, in one write.
  */
 struct ws_conn	*ws_conn_new(struct bufferevent *bev, int server,
 		    size_t max_msg, const struct ws_conn_cbs *, void *arg);
 void		 ws_conn_free(struct ws_conn *);
 int		 ws_conn_send_text(struct ws_conn *, const char *, size_t);
+/*
+ * One text message for many connections: framed once, and the same bytes
+ * queued on each (a client connection, which masks, copies them).
+ * ws_msg_text() returns it with one reference, the caller's; each send
+ * holds another until the bytes went out.
+ */
+struct ws_msg;
+struct ws_msg	*ws_msg_text(const char *, size_t);
+void		 ws_msg_unref(struct ws_msg *);
+int		 ws_conn_send_msg(struct ws_conn *, struct ws_msg *);
 /* Queue a close frame; on_close follows once it went out and/or the peer answered. */
 void		 ws_conn_close(struct ws_conn *, uint16_t code, const char *reason);
 /* Close now, without waiting for an answer; on_close follows from the loop. */

@@ -609,20 +609,34 @@ ws_client_response(struct evbuffer *in, const char *key, char **cause)
  * the outermost entry frees it on the way out.  That makes it safe for
  * on_text and on_close to free, send or close, even while wslay_event_recv
  * is on the stack.
+ *
+ * What a connection costs while idle, a node with many clients pays for
+ * each.  A server connection holds a wslay context (some 9 KiB of
+ * buffers) only while it reads: from the first byte of a frame until the
+ * end of the message, and for as long as a close is under way.  It frames
+ * its own output, which is never masked (RFC 6455 section 5.1), so one
+ * message framed once can go to every client (ws_msg).  Output waits for
+ * the end of the loop turn and then goes out in one write, straight to
+ * the socket; only what the socket does not take waits for libevent's
+ * write event.  A client connection masks its frames and keeps wslay's
+ * context throughout.
  */
 struct ws_conn {
 	struct bufferevent	*bev;
-	wslay_event_context_ptr	 ctx;
+	wslay_event_context_ptr	 ctx;		/* NULL: no frame under way */
 	struct ws_conn_cbs	 cbs;
 	void			*arg;
-	struct event		*ev_wait;	/* close handshake deadline */
-	struct event		*ev_defer;	/* early input, send errors */
+	struct event		*ev_wait;	/* close deadline; on demand */
+	struct event		*ev_defer;	/* from the loop; on demand */
 	int64_t			 heard_ms;	/* last bytes in */
 	int64_t			 ping_sent;	/* our unanswered ping; 0 none */
 	int64_t			 ping_clock;	/* ... its timeout runs since */
 	uint64_t		 ping_end;	/* ... where it ends in out_total */
 	uint64_t		 out_total;	/* bytes ever queued to send */
 	uint64_t		 acked;		/* ... that the peer's TCP took */
+	uint64_t		 frame_left;	/* of the frame wslay is in */
+	size_t			 ready;		/* input bytes wslay may read */
+	size_t			 max_msg;
 	int			 frags;		/* frames of this message */
 	int			 busy;		/* our callbacks on the stack */
 	uint16_t		 code;		/* our close code */
@@ -633,9 +647,24 @@ struct ws_conn {
 	unsigned		 broken:1;	/* a send failed */
 	unsigned		 done:1;	/* on_close ran */
 	unsigned		 freed:1;	/* ws_conn_free() was called */
+	unsigned		 in_msg:1;	/* a message's first frame came */
+	unsigned		 own_close:1;	/* our close, framed here */
+	unsigned		 peer_closed:1;	/* ... and the peer's came */
+	unsigned		 want_read:1;	/* input waits for the loop */
+	unsigned		 want_write:1;	/* output waits for the loop */
+	unsigned		 writing:1;	/* ... for the write event */
+};
+
+/* A frame built once and sent to many. */
+struct ws_msg {
+	int		 refs;
+	size_t		 head;		/* header bytes before the payload */
+	size_t		 len;		/* header and payload */
+	uint8_t		 data[];
 };
 
 static void	conn_finish(struct ws_conn *, int);
+static void	conn_queued(struct ws_conn *, size_t);
 
 /* Disable Nagle: frames are small and a chat should not wait 40ms. */
 static void
@@ -657,15 +686,18 @@ conn_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
 	int		 n;
 
 	/* Paused: what is left waits in the input until the output drains. */
-	if (c->paused) {
+	if (c->paused || c->ready == 0) {
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return (-1);
 	}
+	if (len > c->ready)
+		len = c->ready;
 	n = evbuffer_remove(bufferevent_get_input(c->bev), buf, len);
 	if (n <= 0) {
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return (-1);
 	}
+	c->ready -= (size_t)n;
 	return (n);
 }
 
@@ -680,18 +712,12 @@ conn_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
     int flags __unused, void *arg)
 {
 	struct ws_conn	*c = arg;
-	struct evbuffer	*out = bufferevent_get_output(c->bev);
 
-	if (evbuffer_add(out, data, len) == -1) {
+	if (evbuffer_add(bufferevent_get_output(c->bev), data, len) == -1) {
 		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
 		return (-1);
 	}
-	c->out_total += len;
-	if (c->server && !c->paused &&
-	    evbuffer_get_length(out) > WS_OUT_PAUSE) {
-		c->paused = 1;
-		bufferevent_disable(c->bev, EV_READ);
-	}
+	conn_queued(c, len);
 	return (len);
 }
 
@@ -772,24 +798,183 @@ conn_msg_cb(wslay_event_context_ptr ctx __unused,
 	}
 }
 
+static void	conn_defer_cb(evutil_socket_t, short, void *);
+static void	conn_wait_cb(evutil_socket_t, short, void *);
+
+/* Run conn_defer_cb from the loop, not on the caller's stack. */
+static void
+conn_defer(struct ws_conn *c)
+{
+	if (c->ev_defer == NULL && (c->ev_defer = event_new(
+	    bufferevent_get_base(c->bev), -1, 0, conn_defer_cb, c)) == NULL)
+		fatalx("ws_conn: event_new failed");
+	event_active(c->ev_defer, EV_TIMEOUT, 1);
+}
+
+static void
+conn_ctx_new(struct ws_conn *c)
+{
+	static const struct wslay_event_callbacks wcb = {
+		conn_recv_cb, conn_send_cb, conn_genmask_cb,
+		conn_frame_start_cb, NULL, NULL, conn_msg_cb
+	};
+	int	r;
+
+	if (c->server)
+		r = wslay_event_context_server_init(&c->ctx, &wcb, c);
+	else
+		r = wslay_event_context_client_init(&c->ctx, &wcb, c);
+	if (r != 0)
+		fatalx("wslay_event_context_init: %d", r);
+	if (c->max_msg > 0)
+		wslay_event_config_set_max_recv_msg_length(c->ctx, c->max_msg);
+}
+
 /*
- * Hand what wslay queued to the output buffer.  Once our close frame is
- * out the peer gets WS_CLOSE_WAIT seconds to answer.
+ * A server connection lets its context go once wslay stands between two
+ * messages with nothing to send and no close under way: a new context
+ * starts in exactly that state.
  */
 static void
-conn_flush(struct ws_conn *c)
+conn_ctx_release(struct ws_conn *c)
+{
+	if (!c->server || c->ctx == NULL || c->done || c->freed ||
+	    c->closing || c->ready > 0 || c->frame_left > 0 || c->in_msg)
+		return;
+	if (wslay_event_get_queued_msg_count(c->ctx) > 0 ||
+	    wslay_event_get_close_sent(c->ctx) ||
+	    wslay_event_get_close_received(c->ctx) ||
+	    !wslay_event_get_read_enabled(c->ctx) ||
+	    !wslay_event_get_write_enabled(c->ctx))
+		return;
+	wslay_event_context_free(c->ctx);
+	c->ctx = NULL;
+}
+
+/*
+ * How far wslay may read (c->ready): up to the end of the input, except
+ * a frame header not yet whole, so that wslay never stops inside a header
+ * and the frames' headers tell where it stands (c->frame_left, c->in_msg).
+ * A frame's payload is handed on as it comes, whatever its size: wslay
+ * refuses one that is too large at its header, as before.
+ */
+static void
+conn_scan(struct ws_conn *c)
+{
+	struct evbuffer		*in = bufferevent_get_input(c->bev);
+	struct evbuffer_ptr	 p;
+	uint8_t			 h[14];
+	uint64_t		 plen, total;
+	size_t			 n = evbuffer_get_length(in), pos = c->ready;
+	size_t			 hl, need, i, take;
+
+	take = n - pos;
+	if (c->frame_left > 0) {
+		if (take > c->frame_left)
+			take = (size_t)c->frame_left;
+		pos += take;
+		c->frame_left -= take;
+	}
+	while (c->frame_left == 0 && pos < n) {
+		hl = n - pos < sizeof(h) ? n - pos : sizeof(h);
+		if (hl < 2 || evbuffer_ptr_set(in, &p, pos,
+		    EVBUFFER_PTR_SET) == -1 ||
+		    evbuffer_copyout_from(in, &p, h, hl) != (ssize_t)hl)
+			break;
+		plen = h[1] & 0x7f;
+		need = 2 + (plen == 126 ? 2 : plen == 127 ? 8 : 0) +
+		    (h[1] & 0x80 ? 4 : 0);
+		if (hl < need)
+			break;
+		if (plen >= 126) {
+			hl = plen == 126 ? 4 : 10;
+			for (plen = 0, i = 2; i < hl; i++)
+				plen = plen << 8 | h[i];
+		}
+		/* A data frame opens a message, or ends it with FIN. */
+		if ((h[0] & 0x08) == 0)
+			c->in_msg = (h[0] & 0x80) == 0;
+		total = plen > UINT64_MAX - need ? UINT64_MAX : plen + need;
+		if (total <= n - pos)
+			pos += (size_t)total;
+		else {
+			c->frame_left = total - (n - pos);
+			pos = n;
+		}
+	}
+	c->ready = pos;
+}
+
+/*
+ * After our own close frame nothing the peer sends is read but its close
+ * frame: the rest is dropped as it comes, frame by frame, so that it
+ * cannot pile up while we wait.
+ */
+static void
+conn_discard(struct ws_conn *c)
+{
+	struct evbuffer	*in = bufferevent_get_input(c->bev);
+	uint8_t		 h[14];
+	uint64_t	 plen, total;
+	size_t		 n, hl, need, i;
+
+	while ((n = evbuffer_get_length(in)) > 0 && !c->peer_closed) {
+		if (c->frame_left > 0) {
+			hl = n < c->frame_left ? n : (size_t)c->frame_left;
+			evbuffer_drain(in, hl);
+			c->frame_left -= hl;
+			continue;
+		}
+		hl = n < sizeof(h) ? n : sizeof(h);
+		if (hl < 2 || evbuffer_copyout(in, h, hl) != (ssize_t)hl)
+			break;
+		plen = h[1] & 0x7f;
+		need = 2 + (plen == 126 ? 2 : plen == 127 ? 8 : 0) +
+		    (h[1] & 0x80 ? 4 : 0);
+		if (hl < need)
+			break;
+		if ((h[0] & 0x0f) == WSLAY_CONNECTION_CLOSE) {
+			c->peer_closed = 1;
+			evbuffer_drain(in, n);
+			break;
+		}
+		if (plen >= 126) {
+			hl = plen == 126 ? 4 : 10;
+			for (plen = 0, i = 2; i < hl; i++)
+				plen = plen << 8 | h[i];
+		}
+		total = plen > UINT64_MAX - need ? UINT64_MAX : plen + need;
+		c->frame_left = total;
+	}
+}
+
+/* Our close frame is out: the peer gets WS_CLOSE_WAIT seconds to answer. */
+static void
+conn_wait_arm(struct ws_conn *c)
 {
 	struct timeval	tv = { WS_CLOSE_WAIT, 0 };
 
+	if (c->ev_wait == NULL && (c->ev_wait = evtimer_new(
+	    bufferevent_get_base(c->bev), conn_wait_cb, c)) == NULL)
+		fatalx("ws_conn: event_new failed");
+	if (!evtimer_pending(c->ev_wait, NULL))
+		evtimer_add(c->ev_wait, &tv);
+}
+
+/* Hand what wslay queued to the output buffer. */
+static void
+conn_flush(struct ws_conn *c)
+{
+	if (c->ctx == NULL)
+		return;
 	if (wslay_event_send(c->ctx) != 0) {
 		/* Not on the caller's stack: on_close must not run there. */
 		c->broken = 1;
-		event_active(c->ev_defer, EV_TIMEOUT, 1);
+		conn_defer(c);
 		return;
 	}
-	if (wslay_event_get_close_sent(c->ctx) &&
-	    !evtimer_pending(c->ev_wait, NULL))
-		evtimer_add(c->ev_wait, &tv);
+	if (wslay_event_get_close_sent(c->ctx))
+		conn_wait_arm(c);
 }
 
 /* The code on_close reports: ours if we began, else what came or went. */
@@ -798,6 +983,8 @@ conn_code(struct ws_conn *c)
 {
 	if (c->closing)
 		return (c->code != 0 ? c->code : WSLAY_CODE_NO_STATUS_RCVD);
+	if (c->ctx == NULL)
+		return (WSLAY_CODE_ABNORMAL_CLOSURE);
 	if (wslay_event_get_close_received(c->ctx))
 		return (wslay_event_get_status_code_received(c->ctx));
 	if (wslay_event_get_close_sent(c->ctx))
@@ -819,8 +1006,14 @@ conn_check(struct ws_conn *c)
 		conn_finish(c, WSLAY_CODE_ABNORMAL_CLOSURE);
 		return;
 	}
-	if (!wslay_event_get_close_sent(c->ctx) ||
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+		return;
+	if (c->own_close) {
+		if (c->peer_closed)
+			conn_finish(c, conn_code(c));
+		return;
+	}
+	if (c->ctx == NULL || !wslay_event_get_close_sent(c->ctx))
 		return;
 	if (wslay_event_get_close_received(c->ctx) ||
 	    !wslay_event_get_read_enabled(c->ctx))
@@ -832,8 +1025,22 @@ conn_input(struct ws_conn *c)
 {
 	struct evbuffer	*in = bufferevent_get_input(c->bev);
 
-	if (c->done || c->freed)
+	if (c->done || c->freed || c->paused)
 		return;
+	if (c->own_close) {
+		conn_discard(c);
+		conn_check(c);
+		return;
+	}
+	if (c->server)
+		conn_scan(c);
+	else
+		c->ready = evbuffer_get_length(in);
+	if (c->ctx == NULL) {
+		if (c->ready == 0)
+			return;
+		conn_ctx_new(c);
+	}
 	if (wslay_event_recv(c->ctx) != 0) {
 		conn_finish(c, WSLAY_CODE_ABNORMAL_CLOSURE);
 		return;
@@ -841,10 +1048,14 @@ conn_input(struct ws_conn *c)
 	if (c->freed)
 		return;
 	/* Whatever follows a close or a fatal frame will never be read. */
-	if (!wslay_event_get_read_enabled(c->ctx))
+	if (!wslay_event_get_read_enabled(c->ctx)) {
 		evbuffer_drain(in, evbuffer_get_length(in));
+		c->ready = 0;
+		c->frame_left = 0;
+	}
 	conn_flush(c);
 	conn_check(c);
+	conn_ctx_release(c);
 }
 
 /*
@@ -857,10 +1068,13 @@ conn_finish(struct ws_conn *c, int code)
 	if (c->done)
 		return;
 	c->done = 1;
-	evtimer_del(c->ev_wait);
+	if (c->ev_wait != NULL)
+		evtimer_del(c->ev_wait);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-	wslay_event_shutdown_read(c->ctx);
-	wslay_event_shutdown_write(c->ctx);
+	if (c->ctx != NULL) {
+		wslay_event_shutdown_read(c->ctx);
+		wslay_event_shutdown_write(c->ctx);
+	}
 	if (!c->freed && c->cbs.on_close != NULL)
 		c->cbs.on_close(c, code, c->arg);
 }
@@ -868,10 +1082,13 @@ conn_finish(struct ws_conn *c, int code)
 static void
 conn_destroy(struct ws_conn *c)
 {
-	event_free(c->ev_wait);
-	event_free(c->ev_defer);
+	if (c->ev_wait != NULL)
+		event_free(c->ev_wait);
+	if (c->ev_defer != NULL)
+		event_free(c->ev_defer);
 	bufferevent_free(c->bev);
-	wslay_event_context_free(c->ctx);
+	if (c->ctx != NULL)
+		wslay_event_context_free(c->ctx);
 	free(c);
 }
 
@@ -881,6 +1098,88 @@ conn_leave(struct ws_conn *c)
 {
 	if (--c->busy == 0 && c->freed)
 		conn_destroy(c);
+}
+
+/* bytes more were queued: pause reading if too much waits; write soon. */
+static void
+conn_queued(struct ws_conn *c, size_t len)
+{
+	c->out_total += len;
+	if (c->server && !c->paused &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) >
+	    WS_OUT_PAUSE) {
+		c->paused = 1;
+		bufferevent_disable(c->bev, EV_READ);
+	}
+	if (!c->want_write && !c->writing) {
+		c->want_write = 1;
+		conn_defer(c);
+	}
+}
+
+/* Everything queued is out: what waited on that may go on. */
+static void
+conn_drained(struct ws_conn *c)
+{
+	if (!c->done && !c->freed)
+		conn_check(c);
+	if (!c->done && !c->freed && c->paused) {
+		/* Read again, first what waited in the input. */
+		c->paused = 0;
+		bufferevent_enable(c->bev, EV_READ);
+		c->want_read = 1;
+		conn_defer(c);
+	}
+	if (!c->done && !c->freed && !c->closing && c->cbs.on_drain != NULL &&
+	    ws_conn_pending(c) == 0)
+		c->cbs.on_drain(c, c->arg);
+}
+
+/*
+ * Write what the output holds, as the bufferevent would: it keeps the
+ * front of its output frozen but while it writes itself.  -1 on an
+ * error other than a full socket.
+ */
+static int
+conn_write_now(struct ws_conn *c)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	evutil_socket_t	 fd = bufferevent_getfd(c->bev);
+	int		 n;
+
+	if (fd == -1 || evbuffer_get_length(out) == 0)
+		return (0);
+	evbuffer_unfreeze(out, 1);
+	n = evbuffer_write(out, fd);
+	evbuffer_freeze(out, 1);
+	if (n == -1 && errno != EAGAIN && errno != EINTR)
+		return (-1);
+	return (0);
+}
+
+/*
+ * Once a loop turn: one write of all that was queued; what the socket
+ * does not take goes with the write event.  A failed write ends the
+ * connection as a failed bufferevent write would.
+ */
+static void
+conn_write_out(struct ws_conn *c)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+
+	c->want_write = 0;
+	if (c->done || c->freed || c->writing)
+		return;
+	if (conn_write_now(c) == -1) {
+		conn_finish(c, conn_code(c));
+		return;
+	}
+	if (evbuffer_get_length(out) > 0) {
+		c->writing = 1;
+		bufferevent_enable(c->bev, EV_WRITE);
+		return;
+	}
+	conn_drained(c);
 }
 
 static void
@@ -894,25 +1193,20 @@ conn_read_cb(struct bufferevent *bev __unused, void *arg)
 	conn_leave(c);
 }
 
+/* The write event emptied the output: back to writing once a turn. */
 static void
 conn_write_cb(struct bufferevent *bev __unused, void *arg)
 {
 	struct ws_conn	*c = arg;
 
 	c->busy++;
+	c->writing = 0;
 	if (!c->done && !c->freed) {
+		bufferevent_disable(c->bev, EV_WRITE);
 		conn_flush(c);
-		conn_check(c);
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			conn_drained(c);
 	}
-	if (!c->done && !c->freed && c->paused) {
-		/* Drained: read again, first what waited in the input. */
-		c->paused = 0;
-		bufferevent_enable(c->bev, EV_READ);
-		event_active(c->ev_defer, EV_TIMEOUT, 1);
-	}
-	if (!c->done && !c->freed && !c->closing && c->cbs.on_drain != NULL &&
-	    ws_conn_pending(c) == 0)
-		c->cbs.on_drain(c, c->arg);
 	conn_leave(c);
 }
 
@@ -942,12 +1236,21 @@ conn_defer_cb(evutil_socket_t fd __unused, short what __unused, void *arg)
 	struct ws_conn	*c = arg;
 
 	c->busy++;
-	if (c->aborted)
+	if (c->aborted) {
+		/* The close frame goes if the socket takes it now. */
+		if (!c->done && !c->writing)
+			(void)conn_write_now(c);
 		conn_finish(c, conn_code(c));
-	else if (c->broken)
+	} else if (c->broken)
 		conn_check(c);
-	else
-		conn_input(c);
+	else {
+		if (c->want_read) {
+			c->want_read = 0;
+			conn_input(c);
+		}
+		if (c->want_write)
+			conn_write_out(c);
+	}
 	conn_leave(c);
 }
 
@@ -955,42 +1258,42 @@ struct ws_conn *
 ws_conn_new(struct bufferevent *bev, int server, size_t max_msg,
     const struct ws_conn_cbs *cbs, void *arg)
 {
-	static const struct wslay_event_callbacks wcb = {
-		conn_recv_cb, conn_send_cb, conn_genmask_cb,
-		conn_frame_start_cb, NULL, NULL, conn_msg_cb
-	};
-	struct event_base	*base = bufferevent_get_base(bev);
-	struct ws_conn		*c;
-	int			 r;
+	struct ws_conn	*c;
 
 	c = xcalloc(1, sizeof(*c));
 	c->bev = bev;
 	c->cbs = *cbs;
 	c->arg = arg;
 	c->server = server != 0;
+	c->max_msg = max_msg;
 	c->heard_ms = mono_us() / 1000;
-	if (server)
-		r = wslay_event_context_server_init(&c->ctx, &wcb, c);
-	else
-		r = wslay_event_context_client_init(&c->ctx, &wcb, c);
-	if (r != 0)
-		fatalx("wslay_event_context_init: %d", r);
-	if (max_msg > 0)
-		wslay_event_config_set_max_recv_msg_length(c->ctx, max_msg);
-	if ((c->ev_wait = evtimer_new(base, conn_wait_cb, c)) == NULL ||
-	    (c->ev_defer = event_new(base, -1, 0, conn_defer_cb, c)) == NULL)
-		fatalx("ws_conn_new: event_new failed");
-	set_nodelay(bufferevent_getfd(bev));
+	/*
+	 * A server's socket has it already: accepted sockets inherit
+	 * TCP_NODELAY from the listener (proc_listen), a syscall saved per
+	 * client.
+	 */
+	if (!c->server) {
+		conn_ctx_new(c);
+		set_nodelay(bufferevent_getfd(bev));
+	}
 	/* conn_write_cb must see the output drained: a close finishes then */
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 	bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	bufferevent_enable(bev, EV_READ);
+	bufferevent_disable(bev, EV_WRITE);
+	/* A handshake's answer still queued goes out as our output does. */
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+		c->want_write = 1;
+		conn_defer(c);
+	}
 	/*
 	 * Frames that came with the handshake wait for the loop, so that
 	 * on_text never runs before our caller has the connection.
 	 */
-	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
-		event_active(c->ev_defer, EV_TIMEOUT, 1);
+	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
+		c->want_read = 1;
+		conn_defer(c);
+	}
 	return (c);
 }
 
@@ -1005,8 +1308,57 @@ ws_conn_free(struct ws_conn *c)
 		return;
 	}
 	/* Stop wslay's loop over buffered frames; conn_leave() frees. */
-	wslay_event_shutdown_read(c->ctx);
+	if (c->ctx != NULL)
+		wslay_event_shutdown_read(c->ctx);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+}
+
+/* Whether data may still go out: not after a close, ours or wslay's. */
+static int
+conn_can_send(struct ws_conn *c)
+{
+	if (c->done || c->freed || c->closing)
+		return (0);
+	return (c->ctx == NULL || (wslay_event_get_write_enabled(c->ctx) &&
+	    !wslay_event_get_close_sent(c->ctx)));
+}
+
+/* A server frame's header (RFC 6455 section 5.2): FIN, no mask. */
+static size_t
+frame_head(uint8_t *h, uint8_t opcode, size_t len)
+{
+	int	i;
+
+	h[0] = 0x80 | opcode;
+	if (len < 126) {
+		h[1] = (uint8_t)len;
+		return (2);
+	}
+	if (len <= 0xffff) {
+		h[1] = 126;
+		h[2] = (uint8_t)(len >> 8);
+		h[3] = (uint8_t)len;
+		return (4);
+	}
+	h[1] = 127;
+	for (i = 0; i < 8; i++)
+		h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+	return (10);
+}
+
+/* A server's frame, header and payload, to the output. */
+static int
+conn_send_frame(struct ws_conn *c, uint8_t opcode, const void *p, size_t len)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	uint8_t		 h[10];
+	size_t		 hl = frame_head(h, opcode, len);
+
+	if (evbuffer_add(out, h, hl) == -1 ||
+	    (len > 0 && evbuffer_add(out, p, len) == -1))
+		return (-1);
+	conn_queued(c, hl + len);
+	return (0);
 }
 
 int
@@ -1014,8 +1366,10 @@ ws_conn_send_text(struct ws_conn *c, const char *s, size_t len)
 {
 	struct wslay_event_msg	m;
 
-	if (c->done || c->freed || c->closing)
+	if (!conn_can_send(c))
 		return (-1);
+	if (c->server)
+		return (conn_send_frame(c, WSLAY_TEXT_FRAME, s, len));
 	m.opcode = WSLAY_TEXT_FRAME;
 	m.msg = (const uint8_t *)s;
 	m.msg_length = len;
@@ -1023,6 +1377,78 @@ ws_conn_send_text(struct ws_conn *c, const char *s, size_t len)
 		return (-1);
 	conn_flush(c);
 	return (0);
+}
+
+struct ws_msg *
+ws_msg_text(const char *s, size_t len)
+{
+	struct ws_msg	*m;
+	uint8_t		 h[10];
+	size_t		 hl = frame_head(h, WSLAY_TEXT_FRAME, len);
+
+	m = xmalloc(sizeof(*m) + hl + len);
+	m->refs = 1;
+	m->head = hl;
+	m->len = hl + len;
+	memcpy(m->data, h, hl);
+	if (len > 0)
+		memcpy(m->data + hl, s, len);
+	return (m);
+}
+
+void
+ws_msg_unref(struct ws_msg *m)
+{
+	if (m != NULL && --m->refs == 0)
+		free(m);
+}
+
+static void
+msg_done_cb(const void *data __unused, size_t len __unused, void *arg)
+{
+	ws_msg_unref(arg);
+}
+
+/*
+ * The same bytes for every server connection: each output buffer refers
+ * to them, and the last one to send them lets them go.
+ */
+int
+ws_conn_send_msg(struct ws_conn *c, struct ws_msg *m)
+{
+	if (!c->server)
+		return (ws_conn_send_text(c, (const char *)m->data + m->head,
+		    m->len - m->head));
+	if (!conn_can_send(c))
+		return (-1);
+	if (evbuffer_add_reference(bufferevent_get_output(c->bev), m->data,
+	    m->len, msg_done_cb, m) == -1)
+		return (-1);
+	m->refs++;
+	conn_queued(c, m->len);
+	return (0);
+}
+
+/* A close frame (RFC 6455 section 5.5.1): the code, then the reason. */
+static void
+conn_own_close(struct ws_conn *c, uint16_t code, const char *reason,
+    size_t len)
+{
+	uint8_t	p[2 + WS_REASON_MAX];
+
+	p[0] = (uint8_t)(code >> 8);
+	p[1] = (uint8_t)code;
+	if (len > 0)
+		memcpy(p + 2, reason, len);
+	c->closing = 1;
+	c->own_close = 1;
+	c->code = code;
+	if (conn_send_frame(c, WSLAY_CONNECTION_CLOSE, p, 2 + len) == -1) {
+		c->broken = 1;
+		conn_defer(c);
+		return;
+	}
+	conn_wait_arm(c);
 }
 
 void
@@ -1038,6 +1464,17 @@ ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason)
 		while (len > 0 && ((unsigned char)reason[len] & 0xc0) == 0x80)
 			len--;
 	}
+	/*
+	 * Between messages a server frames its close itself, and waits for
+	 * the answer without a context: many close at once when a node
+	 * stops.  Else the close handshake is wslay's to run.
+	 */
+	if (c->ctx == NULL && c->server) {
+		conn_own_close(c, code, reason, len);
+		return;
+	}
+	if (c->ctx == NULL)
+		conn_ctx_new(c);
 	/* Refused when a close is already on its way (peer's or wslay's). */
 	if (wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason,
 	    len) != 0)
@@ -1064,7 +1501,7 @@ ws_conn_abort(struct ws_conn *c, uint16_t code, const char *reason)
 		c->code = code;
 	}
 	c->aborted = 1;
-	event_active(c->ev_defer, EV_TIMEOUT, 1);
+	conn_defer(c);
 }
 
 /*
@@ -1126,9 +1563,16 @@ ws_conn_heartbeat(struct ws_conn *c, int64_t now, int interval_ms,
 	if (interval_ms <= 0 || now - c->heard_ms < interval_ms)
 		return (0);
 	c->acked = conn_acked(c);
-	if (wslay_event_queue_msg(c->ctx, &m) != 0)
+	if (!conn_can_send(c))
 		return (0);
-	conn_flush(c);
+	if (c->server) {
+		if (conn_send_frame(c, WSLAY_PING, NULL, 0) == -1)
+			return (0);
+	} else {
+		if (wslay_event_queue_msg(c->ctx, &m) != 0)
+			return (0);
+		conn_flush(c);
+	}
 	c->ping_sent = c->ping_clock = now;
 	c->ping_end = c->out_total;
 	return (0);
@@ -1138,7 +1582,7 @@ size_t
 ws_conn_pending(const struct ws_conn *c)
 {
 	return (evbuffer_get_length(bufferevent_get_output(c->bev)) +
-	    wslay_event_get_queued_msg_length(c->ctx));
+	    (c->ctx != NULL ? wslay_event_get_queued_msg_length(c->ctx) : 0));
 }
 
 void
@@ -1151,7 +1595,9 @@ ws_conn_set_arg(struct ws_conn *c, void *arg)
 void
 ws_conn_set_max(struct ws_conn *c, size_t max_msg)
 {
-	wslay_event_config_set_max_recv_msg_length(c->ctx, max_msg);
+	c->max_msg = max_msg;
+	if (c->ctx != NULL)
+		wslay_event_config_set_max_recv_msg_length(c->ctx, max_msg);
 }
 
 /*

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,8 @@
 #define HISTORY_LOW		(32 * 1024)
 #define HISTORY_PAGE_DEFAULT	100	/* a history request's limit */
 #define HISTORY_PAGE_MAX	1000
+/* Free heap kept rather than returned to the kernel (see mallopt(3)). */
+#define WS_TRIM_THRESHOLD	(16 * 1024 * 1024)
 
 struct ws_worker	 W;
 
@@ -64,12 +67,70 @@ ws_now(void)
 	return (mono_us() / 1000);
 }
 
+/*
+ * Connections by id: every frame from the master names one, and a walk of
+ * the list per frame would cost O(clients) each (a burst of 10,000 joins,
+ * O(clients^2)).  Ids are handed out in sequence, so the low bits spread
+ * them evenly; the table doubles to keep chains short.
+ */
+static struct conn **
+conn_bucket(uint64_t id)
+{
+	return (&W.hash[id & (W.nhash - 1)]);
+}
+
+static void
+conn_hash_grow(void)
+{
+	struct conn	**old = W.hash, *c, *next, **b;
+	size_t		  i, n = W.nhash;
+
+	W.nhash = n == 0 ? 1024 : n * 2;
+	W.hash = xcalloc(W.nhash, sizeof(*W.hash));
+	for (i = 0; i < n; i++) {
+		for (c = old[i]; c != NULL; c = next) {
+			next = c->hnext;
+			b = conn_bucket(c->id);
+			c->hnext = *b;
+			*b = c;
+		}
+	}
+	free(old);
+}
+
+static void
+conn_hash_add(struct conn *c)
+{
+	struct conn	**b;
+
+	if (W.nconns >= W.nhash)
+		conn_hash_grow();
+	b = conn_bucket(c->id);
+	c->hnext = *b;
+	*b = c;
+}
+
+static void
+conn_hash_del(struct conn *c)
+{
+	struct conn	**b;
+
+	for (b = conn_bucket(c->id); *b != NULL; b = &(*b)->hnext) {
+		if (*b == c) {
+			*b = c->hnext;
+			return;
+		}
+	}
+}
+
 static struct conn *
 conn_find(uint64_t id)
 {
 	struct conn	*c;
 
-	TAILQ_FOREACH(c, &W.conns, entry)
+	if (W.nhash == 0)
+		return (NULL);
+	for (c = *conn_bucket(id); c != NULL; c = c->hnext)
 		if (c->id == id)
 			return (c);
 	return (NULL);
@@ -140,7 +201,7 @@ peers_from_config(void)
 
 /* Tell the master how many WebSocket clients we serve (for /status). */
 static void
-clients_report(void)
+clients_report_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct chan_frame	 f;
 
@@ -150,6 +211,14 @@ clients_report(void)
 	frame_begin(&f, CH_CLIENTS, 1);
 	frame_u64(&f, "n", (uint64_t)W.nclients);
 	chan_send(W.ch, &f);
+}
+
+/* Once a loop turn at most: a burst of connects is one frame, not many. */
+static void
+clients_report(void)
+{
+	if (W.nclients != W.clients_sent && W.report_ev != NULL)
+		event_active(W.report_ev, EV_TIMEOUT, 1);
 }
 
 static void
@@ -200,6 +269,7 @@ conn_free(struct conn *c)
 	if (c->streaming)
 		history_more(c, 1);
 	TAILQ_REMOVE(&W.conns, c, entry);
+	conn_hash_del(c);
 	W.nconns--;
 	admit_forget(c);
 	W.njoined -= (c->joined || c->streaming);
@@ -592,6 +662,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		fatalx("bufferevent_socket_new");
 	c->pool = admit(sa, &c->addr, &why);
 	W.npool[c->pool]++;
+	conn_hash_add(c);
 	TAILQ_INSERT_TAIL(&W.conns, c, entry);
 	W.nconns++;
 	if (c->pool != POOL_NONE) {
@@ -696,13 +767,15 @@ on_push(const msgpack_object *o)
 {
 	struct conn	*c, *next;
 	struct nt_msg	 m;
+	struct ws_msg	*wm;
 	char		*json, addr[64];
-	size_t		 len;
 
 	if (frame_get_msg(o, "msg", &m) == -1)
 		fatalx("bad CH_PUSH frame from the master");
+	/* Encoded and framed once; every client's output refers to it. */
 	json = wire_chat(&m, 0);
-	len = strlen(json);
+	wm = ws_msg_text(json, strlen(json));
+	free(json);
 	TAILQ_FOREACH_SAFE(c, &W.conns, entry, next) {
 		if (!c->joined || c->closing)
 			continue;
@@ -714,9 +787,9 @@ on_push(const msgpack_object *o)
 			conn_close(c, 1008, "too slow");
 			continue;
 		}
-		ws_conn_send_text(c->ws, json, len);
+		ws_conn_send_msg(c->ws, wm);
 	}
-	free(json);
+	ws_msg_unref(wm);
 	msg_clear(&m);
 }
 
@@ -805,15 +878,16 @@ static void
 on_cluster(const msgpack_object *o)
 {
 	struct conn	*c;
-	size_t		 len;
+	struct ws_msg	*wm;
 
 	free(W.cluster);
 	if ((W.cluster = frame_get_str(o, "json")) == NULL)
 		fatalx("bad CH_CLUSTER frame from the master");
-	len = strlen(W.cluster);
+	wm = ws_msg_text(W.cluster, strlen(W.cluster));
 	TAILQ_FOREACH(c, &W.conns, entry)
 		if (c->joined && c->cluster && !c->closing)
-			ws_conn_send_text(c->ws, W.cluster, len);
+			ws_conn_send_msg(c->ws, wm);
+	ws_msg_unref(wm);
 }
 
 static void
@@ -1072,15 +1146,41 @@ ws_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 	}
 }
 
+/*
+ * epoll's changes go in together just before the loop waits: a write
+ * event added and deleted within one turn (a reply written at once)
+ * then costs no epoll_ctl(2) at all.  Safe here: no descriptor is dup'd.
+ */
+static struct event_base *
+ws_base_new(void)
+{
+	struct event_config	*cfg;
+	struct event_base	*base;
+
+	if ((cfg = event_config_new()) == NULL)
+		fatalx("event_config_new");
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	if (base == NULL)
+		fatalx("event_base_new");
+	return (base);
+}
+
 void
 ws_worker_main(struct worker_args *wa)
 {
 	struct timeval	 tv = { 0, SWEEP_MS * 1000 };
 
 	W.conf = wa->conf;
+	/*
+	 * A push to every client allocates a little for each and frees it
+	 * all once written: were the freed top of the heap given back each
+	 * time, the next push would fault every page of it in again.
+	 */
+	mallopt(M_TRIM_THRESHOLD, WS_TRIM_THRESHOLD);
 	TAILQ_INIT(&W.conns);
-	if ((W.base = event_base_new()) == NULL)
-		fatalx("event_base_new");
+	W.base = ws_base_new();
 	/* Peers' host names are resolved without blocking the port. */
 	W.dns = evdns_base_new(W.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
@@ -1092,15 +1192,21 @@ ws_worker_main(struct worker_args *wa)
 	www_set(W.conf->www_dir);
 	W.ch = chan_new(W.base, wa->chan_fd, "master", ws_frame, worker_chan_lost,
 	    NULL);
+	/*
+	 * Backlog 0: the master listens with the kernel's longest queue
+	 * (proc_listen); -1 would make libevent listen again with 128.
+	 */
 	W.listener = evconnlistener_new(W.base, accept_cb, NULL,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, wa->listen_fd);
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, wa->listen_fd);
 	if (W.listener == NULL) {
 		log_warnx("cannot use the listening socket");
 		exit(NT_EXIT_FATAL);
 	}
 	admit_listener();
 	if ((W.sweep_ev = event_new(W.base, -1, EV_PERSIST, sweep_cb,
-	    NULL)) == NULL || event_add(W.sweep_ev, &tv) == -1)
+	    NULL)) == NULL || event_add(W.sweep_ev, &tv) == -1 ||
+	    (W.report_ev = event_new(W.base, -1, 0, clients_report_cb,
+	    NULL)) == NULL)
 		fatalx("event_new");
 	log_info("Starting WebSocket server on port %d...",
 	    W.conf->self->port);

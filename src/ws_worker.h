@@ -69,6 +69,7 @@ struct conn {
 	unsigned		 lingering:1;	/* HTTP: answered, half-closed */
 	char			 peer[NT_ID_MAX + 1];
 	TAILQ_ENTRY(conn)	 entry;
+	struct conn		*hnext;		/* W.hash chain */
 };
 
 /* A peer's address, as ws_admit.c compares them. */
@@ -84,9 +85,12 @@ struct ws_worker {
 	struct chan		*ch;
 	struct evconnlistener	*listener;
 	struct event		*sweep_ev;
+	struct event		*report_ev;	/* clients count to the master */
 	struct event		*resume_ev;	/* the listener, after EMFILE */
 	TAILQ_HEAD(, conn)	 conns;
 	size_t			 nconns;
+	struct conn		**hash;		/* by id: nhash buckets */
+	size_t			 nhash;
 	size_t			 npool[POOL_N];
 	size_t			 nclients;	/* CONN_CLIENT, for /status */
 	size_t			 njoined;

@@ -935,6 +935,53 @@ test_conn_close_timeout(void **state UNUSED)
 	rawtest_end(&t);
 }
 
+static int	srv_got_text(void *);
+
+/*
+ * A server connection between messages keeps no wslay context: a frame
+ * split inside its header still arrives whole, and a close begun there
+ * reads nothing more but the peer's close, which ends it at once.
+ */
+static void
+test_conn_close_idle(void **state UNUSED)
+{
+	struct rawtest	 t;
+	struct evbuffer	*out, *tmp;
+	uint8_t		 b;
+
+	out = rawtest_start(&t, 1024, 0);
+	tmp = evbuffer_new();
+	raw_frame(tmp, 1, 0x1, "split", 5);
+	evbuffer_remove(tmp, &b, 1);
+	evbuffer_add(out, &b, 1);
+	assert_false(run_until(t.base, never, NULL, 50));
+	assert_int_equal(t.srv.ntext, 0);
+	evbuffer_add_buffer(out, tmp);
+	assert_true(run_until(t.base, srv_got_text, &t, 5000));
+	assert_string_equal(t.srv.text, "split");
+
+	ws_conn_close(t.srv.c, 1001, "going away");
+	assert_int_equal(ws_conn_send_text(t.srv.c, "late", 4), -1);
+	assert_true(run_until(t.base, raw_got_frame, &t, 5000));
+	assert_int_equal(t.raw.ops[0], 0x8);
+	assert_int_equal(t.raw.close_code, 1001);
+	assert_string_equal(t.raw.reason, "going away");
+	/* after our close: a text, half a frame, then the answer */
+	raw_frame(out, 1, 0x1, "ignored", 7);
+	raw_frame(tmp, 1, 0x1, "half", 4);
+	evbuffer_remove_buffer(tmp, out, 4);
+	assert_false(run_until(t.base, never, NULL, 50));
+	assert_int_equal(t.srv.nclose, 0);
+	evbuffer_add_buffer(out, tmp);
+	raw_frame(out, 1, 0x8, "\x03\xe9", 2);
+	assert_true(run_until(t.base, srv_closed, &t, 1000));
+	assert_int_equal(t.srv.ntext, 1);
+	assert_int_equal(t.srv.code, 1001);
+	assert_int_equal(t.raw.nops, 1);
+	evbuffer_free(tmp);
+	rawtest_end(&t);
+}
+
 /* A message in 128 frames is fine; one in 129 closes with 1009. */
 static void
 send_fragments(struct evbuffer *out, int n)
@@ -1316,6 +1363,7 @@ main(void)
 		cmocka_unit_test(test_conn_free_in_text),
 		cmocka_unit_test(test_conn_tcp_drop),
 		cmocka_unit_test(test_conn_close_timeout),
+		cmocka_unit_test(test_conn_close_idle),
 		cmocka_unit_test(test_conn_fragments),
 		cmocka_unit_test(test_conn_heartbeat),
 		cmocka_unit_test(test_conn_pause),
