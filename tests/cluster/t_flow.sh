@@ -21,9 +21,12 @@
 nt_need_websockets
 NT_NODES=(A B)
 nt_init flow
-# Part 3 sends 60 KB texts, past a 4 MiB backlog.
+# Part 3 sends 60 KB texts, past a 4 MiB backlog.  Part 2 stalls the
+# peer on purpose, for seconds on a loaded machine: the heartbeat must not
+# take that for a peer that is gone (4 s by default) and drop the link.
 nt_write_conf --set 'max_message_bytes = 60000;' \
-    --set 'worker_backlog_bytes = 4194304;'
+    --set 'worker_backlog_bytes = 4194304;' \
+    --set 'ping_timeout_ms = 60000;'
 # shellcheck source=acklib.sh source-path=SCRIPTDIR
 . "$(dirname "$0")/acklib.sh"
 N=12000		# 1 KB messages: 12 MB of history
