@@ -12,7 +12,7 @@ usage() {
 usage: bench/run.sh [--build DIR] [--out DIR] [--runs N] [--label NAME]
                     [--only "throughput latency connections history"]
                     [--against DIR [--against-name NAME] | --baseline DIR]
-                    [--quick]
+                    [--history-n N] [--quick]
 Runs the nodetalk-bench suite against fresh local three-node clusters and
 writes OUT/<time>-<revision>[-NAME]/: one JSON per run, the medians
 (summary.json, summary.md) and a plot (bench.svg).
@@ -27,6 +27,8 @@ writes OUT/<time>-<revision>[-NAME]/: one JSON per run, the medians
                    machine (its results in OUT/.../against/; the summary
                    compares the two); --against-name says what it is
   --baseline DIR   an earlier result directory to compare with
+  --history-n N    messages stored for the history measurement (default
+                   300000)
   --quick          small sizes: a check that the suite works, no figures
 USAGE
 }
@@ -35,7 +37,7 @@ argv="$*"
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 build=$top/build/plain out=$here/results runs=5 label= baseline= quick=0
-against= against_name=
+against= against_name= history_n=
 only="throughput latency connections history"
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -47,6 +49,7 @@ while [ $# -gt 0 ]; do
 	--baseline) baseline=$(cd "$2" && pwd) || exit 2; shift ;;
 	--against) against=$(cd "$2" && pwd) || exit 2; shift ;;
 	--against-name) against_name=$2; shift ;;
+	--history-n) history_n=$2; shift ;;
 	--quick) quick=1 ;;
 	-h|--help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
@@ -78,6 +81,10 @@ if [ $quick -eq 1 ]; then
 	tp_n=3000 lat_d=2 conn_n=300 hist_n=3000
 else
 	tp_n=100000 lat_d=10 conn_n=10000 hist_n=300000
+fi
+if [ -n "$history_n" ]; then
+	case $history_n in *[!0-9]*|0) echo "run.sh: --history-n needs a number > 0" >&2; exit 2 ;; esac
+	hist_n=$history_n
 fi
 
 # 10,000 clients and the nodes' own descriptors.

@@ -407,7 +407,8 @@ static const struct chan_schema {
 	{ CH_ACK, "ack", { "conn:u", "msg:m" } },
 	{ CH_JOIN, "join", { "conn:u", "since:h?" } },
 	{ CH_HISTORY, "history", { "conn:u", "msgs:v" } },
-	{ CH_JOINED, "joined", { "conn:u", "count:u", "recovered:b" } },
+	{ CH_JOINED, "joined", { "conn:u", "count:u", "recovered:b",
+	    "older:b" } },
 	{ CH_PUSH, "push", { "msg:m" } },
 	{ CH_PEER_HELLO, "peer_hello", { "conn:u", "peer:s" } },
 	{ CH_PEER_CHAT, "peer_chat", { "conn:u", "peer:s", "msg:m" } },
@@ -419,6 +420,9 @@ static const struct chan_schema {
 	{ CH_CLIENTS, "clients", { "n:u" } },
 	{ CH_HISTORY_MORE, "history_more", { "conn:u", "stop:b" } },
 	{ CH_CLUSTER, "cluster", { "json:s" } },
+	{ CH_PAGE, "page", { "conn:u", "limit:u", "origin:s?", "seq:u?",
+	    "lamport:u?" } },
+	{ CH_PAGE_END, "page_end", { "conn:u", "count:u", "older:b" } },
 	{ CH_REPLICATE, "replicate", { "peer:s", "msg:m", "except:v?" } },
 	{ CH_SYNC_REQ, "sync_req", { "peer:s", "link:u", "have:h" } },
 	{ CH_LINK, "link", { "peer:s", "up:b", "link:u" } },
@@ -682,6 +686,14 @@ void
 batch_add(struct chan_batch *b, const struct nt_msg *m)
 {
 	msg_pack(&b->pk, m);
+	b->n++;
+}
+
+/* A message already in msg_pack() form: a log record's payload. */
+void
+batch_add_raw(struct chan_batch *b, const char *packed, size_t len)
+{
+	msgpack_sbuffer_write(&b->sb, packed, len);
 	b->n++;
 }
 

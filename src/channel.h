@@ -47,8 +47,8 @@ enum chan_type {
 	CH_ACK = 201,		/* m->ws: conn, msg (the stored one) */
 	CH_JOIN = 202,		/* ws->m: conn, since{} */
 	CH_HISTORY = 203,	/* m->ws: conn, msgs[]: a chunk of history */
-	CH_JOINED = 204,	/* m->ws: conn, count, recovered: the last
-				   chunk went out; the conn gets pushes */
+	CH_JOINED = 204,	/* m->ws: conn, count, recovered, older: the
+				   last chunk went out; the conn gets pushes */
 	CH_PUSH = 205,		/* m->ws: msg, newly stored, for joined clients */
 	CH_PEER_HELLO = 206,	/* ws->m: conn, peer */
 	CH_PEER_CHAT = 207,	/* ws->m: conn, peer, msg */
@@ -64,6 +64,11 @@ enum chan_type {
 	CH_CLUSTER = 214,	/* m->ws: json, the "cluster" frame for
 				   clients: every node, its address, whether
 				   our link to it is up */
+	CH_PAGE = 215,		/* ws->m: conn, limit, origin?, seq?,
+				   lamport?: a page of history before that
+				   message */
+	CH_PAGE_END = 216,	/* m->ws: conn, count, older: its last chunk
+				   went out */
 
 	/* 3xx: peer worker <-> master */
 	CH_REPLICATE = 300,	/* m->peer: peer ("" = every peer but those
@@ -160,6 +165,7 @@ void		 frame_batch(struct chan_frame *, const char *key,
 
 void		 batch_init(struct chan_batch *);
 void		 batch_add(struct chan_batch *, const struct nt_msg *);
+void		 batch_add_raw(struct chan_batch *, const char *, size_t);
 void		 batch_clear(struct chan_batch *);
 
 /*

@@ -81,6 +81,16 @@ struct client {
 	int			 quitting;	/* stdin ended, acks pending */
 	int			 closing;
 	int			 exitcode;
+
+	/* Interactive: paging back through older messages (/more). */
+	struct nt_msg		 oldest;	/* origin, seq, lamport of ours */
+	int			 older;		/* the node has older ones */
+	int			 ever_joined;
+	int			 paging;	/* a history request is out */
+	int			 page_first;	/* the next page chat is oldest */
+	struct nt_msg		 page_before;	/* what the page is before */
+	unsigned int		 more_wanted;	/* pages asked for, not sent */
+	uint64_t		 more_limit;	/* /more N: N (0: the node's) */
 };
 
 /* A line sent in interactive mode, kept until the node acknowledges it. */
@@ -146,7 +156,8 @@ usage(int status)
 	    "\n"
 	    "Without --text, --history or --follow: an interactive chat; "
 	    "each line typed\n"
-	    "is sent, /quit or end of input leaves.\n", NT_DEFAULT_PORT);
+	    "is sent, /more [N] shows older messages, /quit or end of input "
+	    "leaves.\n", NT_DEFAULT_PORT);
 	exit(status);
 }
 
@@ -517,6 +528,27 @@ print_plain(int64_t ts, char *from, char *text)
 	print_lines(text, (int)strlen(stamp) + 3 + utf8_width(from) + 2);
 }
 
+/* Whether m sorts before b in the cluster order (lamport, origin, seq). */
+static int
+meta_before(const struct chat_meta *m, const struct nt_msg *b)
+{
+	int	 r;
+
+	if (m->lamport != b->lamport)
+		return (m->lamport < b->lamport);
+	if ((r = strcmp(m->origin, b->origin)) != 0)
+		return (r < 0);
+	return (m->seq < b->seq);
+}
+
+static void
+note_oldest(struct client *c, const struct chat_meta *m)
+{
+	snprintf(c->oldest.origin, sizeof(c->oldest.origin), "%s", m->origin);
+	c->oldest.seq = m->seq;
+	c->oldest.lamport = m->lamport;
+}
+
 static void
 print_chat(struct client *c, struct wire_in *in, const char *raw, size_t len)
 {
@@ -526,12 +558,27 @@ print_chat(struct client *c, struct wire_in *in, const char *raw, size_t len)
 	/* What we answer must sort after what we have seen. */
 	if (m.lamport > c->max_lamport)
 		c->max_lamport = m.lamport;
+	/*
+	 * A page of older messages: they sort before what we printed, so
+	 * the dedup by seq below would drop them.  Its first is our oldest.
+	 */
+	if (c->paging && m.has_identity && m.lamport > 0 &&
+	    meta_before(&m, &c->page_before)) {
+		if (c->page_first)
+			note_oldest(c, &m);
+		c->page_first = 0;
+		goto print;
+	}
+	/* The first message of the first history is the oldest we hold. */
+	if (m.has_identity && m.lamport > 0 && c->oldest.seq == 0)
+		note_oldest(c, &m);
 	if (m.has_identity) {
 		/* After a reconnect a node may resend what we printed. */
 		if (m.seq <= have_get(&c->seen, m.origin))
 			return;
 		have_set(&c->seen, m.origin, m.seq);
 	}
+print:
 	if (c->json)
 		print_json(raw, len);
 	else
@@ -575,7 +622,13 @@ send_join(struct client *c)
 		if (valid_node_id(c->seen.v[i].origin))
 			have_set(&since, c->seen.v[i].origin,
 			    c->seen.v[i].seq);
-	rv = send_frame(c, wire_join(c->sender, since.n > 0 ? &since : NULL));
+	/*
+	 * A join without since gets the node's newest join_history messages
+	 * (the interactive chat pages back with /more); --history and
+	 * --follow print them all: since {} (nothing seen) says so.
+	 */
+	rv = send_frame(c, wire_join(c->sender, since.n > 0 ||
+	    c->mode != MODE_CHAT ? &since : NULL));
 	have_clear(&since);
 	return (rv);
 }
@@ -760,7 +813,8 @@ got_ack(struct client *c, struct wire_in *in, const char *raw, size_t len)
 	if (c->mode != MODE_CHAT)
 		return;
 	outq_answered(c, raw, len);
-	if (c->quitting && c->unacked == 0)
+	if (c->quitting && c->unacked == 0 && !c->paging &&
+	    c->more_wanted == 0)
 		finish(c, 0);
 }
 
@@ -788,7 +842,8 @@ got_error(struct client *c, struct wire_in *in)
 		/* Most likely the answer to a line we sent (too long...). */
 		log_warnx("%s", msg);
 		outq_answered(c, NULL, 0);
-		if (c->quitting && c->unacked == 0)
+		if (c->quitting && c->unacked == 0 && !c->paging &&
+		    c->more_wanted == 0)
 			finish(c, 0);
 		break;
 	default:
@@ -797,13 +852,78 @@ got_error(struct client *c, struct wire_in *in)
 	}
 }
 
+/* A line of our own between the chats (plain output only). */
 static void
-got_joined(struct client *c)
+print_note(struct client *c, const char *note)
 {
-	c->joined = 1;
+	if (c->json)
+		return;
+	printf("-- %s --\n", note);
+	out_flush();
+}
+
+/* Ask for the page before the oldest message we hold. */
+static void
+more_send(struct client *c)
+{
+	c->more_wanted--;
+	c->paging = 1;
+	c->page_first = 1;
+	c->page_before = c->oldest;
+	if (send_frame(c, wire_history(c->oldest.seq > 0 ? &c->oldest : NULL,
+	    c->more_limit)) == -1)
+		fail(c, "cannot send to %s:%d", c->host, c->port);
+}
+
+/* The pages asked for, one at a time; then a pending /quit may end. */
+static void
+more_next(struct client *c)
+{
+	if (c->paging || !c->joined)
+		return;
+	if (c->more_wanted > 0 && !c->older) {
+		c->more_wanted = 0;
+		print_note(c, "no older messages");
+	}
+	if (c->more_wanted > 0)
+		more_send(c);
+	else if (c->quitting && c->unacked == 0)
+		finish(c, 0);
+}
+
+static void
+got_joined(struct client *c, struct wire_in *in)
+{
+	int	 first = !c->ever_joined;
+
+	c->joined = c->ever_joined = 1;
 	c->backoff_ms = 0;	/* a healthy link: start over at 0.2s */
 	if (c->mode == MODE_HISTORY)
 		finish(c, 0);
+	if (c->mode != MODE_CHAT)
+		return;
+	/* A rejoin (with since) says nothing about older messages. */
+	if (in->older || first)
+		c->older = in->older;
+	if (first && in->older)
+		print_note(c, "older messages: /more");
+	more_next(c);
+}
+
+static void
+got_history_end(struct client *c, struct wire_in *in)
+{
+	char	 note[64];
+
+	if (!c->paging)
+		return;
+	c->paging = 0;
+	c->older = in->older;
+	snprintf(note, sizeof(note), "%llu older messages above%s",
+	    (unsigned long long)in->count, in->older ? "; /more for more" :
+	    ", the first stored");
+	print_note(c, note);
+	more_next(c);
 }
 
 static void
@@ -837,7 +957,10 @@ on_text(struct ws_conn *wc, const char *buf, size_t len, void *arg)
 		got_error(c, &in);
 		break;
 	case WIRE_JOINED:
-		got_joined(c);
+		got_joined(c, &in);
+		break;
+	case WIRE_HISTORY_END:
+		got_history_end(c, &in);
 		break;
 	default:
 		break;
@@ -872,6 +995,10 @@ on_close(struct ws_conn *wc, int code, void *arg)
 		    c->host, c->port, code);
 		c->reconnecting = 1;
 		c->joined = 0;
+		/* A page under way is lost with the link: ask again. */
+		if (c->paging)
+			c->more_wanted++;
+		c->paging = 0;
 		schedule_retry(c);
 		break;
 	}
@@ -1016,12 +1143,33 @@ input_quit(struct client *c)
 {
 	stdin_stop(c);
 	c->quitting = 1;
-	if (c->unacked == 0) {
+	if (c->unacked == 0 && !c->paging && c->more_wanted == 0) {
 		finish(c, 0);
 		return;
 	}
 	/* Lines piped in just before EOF still deserve their ack. */
 	arm_deadline(c);
+}
+
+/* "/more [N]": the N (or the node's default) messages before our oldest. */
+static void
+input_more(struct client *c, const char *arg)
+{
+	char		*end;
+	long		 n = 0;
+
+	arg += strspn(arg, " ");
+	if (*arg != '\0') {
+		errno = 0;
+		n = strtol(arg, &end, 10);
+		if (errno != 0 || *end != '\0' || n < 1 || n > 1000) {
+			log_warnx("/more N: N must be a number from 1 to 1000");
+			return;
+		}
+	}
+	c->more_limit = (uint64_t)n;
+	c->more_wanted++;
+	more_next(c);
 }
 
 static void
@@ -1033,6 +1181,10 @@ input_line(struct client *c, const char *line, size_t len)
 		return;
 	if (strcmp(line, "/quit") == 0) {
 		input_quit(c);
+		return;
+	}
+	if (strcmp(line, "/more") == 0 || strncmp(line, "/more ", 6) == 0) {
+		input_more(c, line + 5);
 		return;
 	}
 	if (strlen(line) != len || !utf8_valid(line, len)) {

@@ -2,10 +2,8 @@
  * commit.c: what the master does with a chat.  A client's chat gets its
  * identity and clock and is appended to the store; so is a seed node's,
  * under a local-only identity.  Nobody hears of a message before it is
- * durable: appends collect in a pending list, written once per turn of
- * the event loop and released by the sync that covers them (group
- * commit, the sync in a thread of its own), acknowledging, pushing to
- * clients and replicating.
+ * durable: appends collect in a pending list that one sync releases
+ * (group commit), acknowledging, pushing to clients and replicating.
  * Joins are taken here too; their history goes out as a stream.
  */
 #include <sys/types.h>
@@ -26,7 +24,6 @@
 
 #define HOLD_MS		5000	/* a chat waits this long for recovery */
 #define HOLD_MAX	4096	/* chats held at most */
-#define WRITE_RETRY_MS	200	/* a failed write of the log is tried again */
 #define RECOVERING_TEXT	"this node may have lost messages of its own and " \
 	"waits to hear what its peers hold; retry shortly"
 
@@ -72,27 +69,31 @@ pending_has(const struct nt_msg *m)
 	size_t	 i;
 
 	for (i = 0; i < M.npend; i++)
-		if (M.pend[i].fresh && M.pend[i].seq == m->seq &&
-		    strcmp(M.pend[i].origin, m->origin) == 0)
+		if (M.pend[i].fresh && M.pend[i].m->seq == m->seq &&
+		    strcmp(M.pend[i].m->origin, m->origin) == 0)
 			return (1);
 	return (0);
 }
 
+/*
+ * A message that waits for the sync that covers its record before anyone
+ * hears of it; a copy, since the store keeps no texts in memory.  A
+ * retry's message is durable already, but waits its turn: acks on a
+ * connection keep their order.
+ */
 void
 pending_add(const struct nt_msg *m, int ack, uint64_t conn, int fresh,
     int replicate)
 {
 	struct pending	*p;
 
-	/* It grows by doubling: a busy node adds thousands a second. */
 	if (M.npend == M.pendcap) {
 		M.pendcap = M.pendcap == 0 ? 64 : M.pendcap * 2;
 		M.pend = xreallocarray(M.pend, M.pendcap, sizeof(*M.pend));
 	}
 	p = &M.pend[M.npend++];
 	memset(p, 0, sizeof(*p));
-	memcpy(p->origin, m->origin, sizeof(p->origin));
-	p->seq = m->seq;
+	p->m = msg_dup(m);
 	p->conn = conn;
 	p->ack = ack;
 	p->fresh = fresh;
@@ -128,18 +129,12 @@ log_chat(const struct nt_msg *m)
 	    store_count(M.store));
 }
 
-/*
- * 1 stored, 0 already there, -2 gap, -1 not stored: no record could be
- * made (logged), or the log cannot be written just now (commit_write()
- * says so), so that nothing more piles up in memory meanwhile.
- */
+/* 1 stored, 0 already there, -2 gap, -1 write error (logged). */
 int
 store_message(const struct nt_msg *m)
 {
 	int	 rv;
 
-	if (M.write_failing)
-		return (-1);
 	if ((rv = store_append(M.store, m)) == -1)
 		log_warn("%s: append", store_path(M.store));
 	else if (rv == 1)
@@ -435,19 +430,42 @@ join_recovered(const struct nt_have *since)
 	return (1);
 }
 
-/* A join: its history goes out as a stream (stream.c). */
+/*
+ * A join: its history goes out as a stream (stream.c): what the client
+ * lacks after since, or without since the newest join_history messages.
+ */
 void
 on_join(const msgpack_object *o)
 {
 	struct nt_have	 since;
 	uint64_t	 conn;
+	int		 has_since;
 
 	if (frame_get_u64(o, "conn", &conn) == -1)
 		return;
-	if (frame_get_have(o, "since", &since) == -1)
+	has_since = frame_get_have(o, "since", &since) == 0;
+	if (!has_since)
 		memset(&since, 0, sizeof(since));
-	stream_join(conn, &since, join_recovered(&since));
+	stream_join(conn, has_since ? &since : NULL, join_recovered(&since),
+	    (uint64_t)M.conf->join_history);
 	have_clear(&since);
+}
+
+/* A page of older history: limit messages before a message. */
+void
+on_page(const msgpack_object *o)
+{
+	char		*origin;
+	uint64_t	 conn, seq = 0, lamport = 0, limit;
+
+	if (frame_get_u64(o, "conn", &conn) == -1 ||
+	    frame_get_u64(o, "limit", &limit) == -1)
+		return;
+	origin = frame_get_str(o, "origin");
+	frame_get_u64(o, "seq", &seq);
+	frame_get_u64(o, "lamport", &lamport);
+	stream_page(conn, origin, seq, lamport, limit);
+	free(origin);
 }
 
 /*
@@ -480,33 +498,15 @@ commit_schedule(void)
 }
 
 /*
- * The turn's records in one write(2).  A write that fails (a full disk)
- * leaves nothing half-written and keeps the records, which wait for a
- * later try; new messages are refused until one succeeds.
+ * The turn's records in one write(2).  A failed write drops the turn's
+ * records (journal.c): what was pending can never be made durable, so the
+ * node stops rather than acknowledge it.
  */
 static int
 commit_write(void)
 {
-	static struct ratelimit	 rl;
-	struct timeval		 tv = { 0, WRITE_RETRY_MS * 1000 };
-	char			 note[RATELIMIT_NOTE];
-
-	if (store_write(M.store) == -1) {
-		if (ratelimit_pass(&rl, now_ms(), note, sizeof(note)))
-			log_warn("%s: write (trying again every %d ms; "
-			    "meanwhile new chats are refused)%s",
-			    store_path(M.store), WRITE_RETRY_MS, note);
-		M.write_failing = 1;
-		if (!M.sync_armed) {
-			M.sync_armed = 1;
-			evtimer_add(M.sync_ev, &tv);
-		}
-		return (-1);
-	}
-	if (M.write_failing) {
-		M.write_failing = 0;
-		log_info("%s: written again", store_path(M.store));
-	}
+	if (store_write(M.store) == -1)
+		fatal("%s: write", store_path(M.store));
 	M.npend_written = M.npend;
 	return (0);
 }
@@ -576,29 +576,27 @@ commit_drain(void)
 static void
 commit_release(size_t n)
 {
-	const struct nt_msg	*m;
-	struct pending		*p;
-	size_t			 i;
-	int64_t			 now;
+	struct pending	 p;
+	size_t		 i;
+	int64_t		 now;
 
 	now = mono_us();
 	for (i = 0; i < n; i++) {
-		p = &M.pend[i];
-		if ((m = store_lookup(M.store, p->origin, p->seq)) == NULL)
-			continue;
+		p = M.pend[i];
 		/* Readers (history, catch-up) may see it from now on. */
-		store_release(M.store, p->origin, p->seq);
-		if (p->ack)
-			send_msg_frame(&M.ws, CH_ACK, 1, p->conn, NULL, m);
-		if (p->fresh) {
-			hist_add(&M.stats.commit_lat, (now - p->t_us) / 1e6);
-			send_msg_frame(&M.ws, CH_PUSH, 0, 0, NULL, m);
+		store_release(M.store, p.m->origin, p.m->seq);
+		if (p.ack)
+			send_msg_frame(&M.ws, CH_ACK, 1, p.conn, NULL, p.m);
+		if (p.fresh) {
+			hist_add(&M.stats.commit_lat, (now - p.t_us) / 1e6);
+			send_msg_frame(&M.ws, CH_PUSH, 0, 0, NULL, p.m);
 		}
-		if (p->replicate) {
+		if (p.replicate) {
 			M.stats.replicated_out++;
 			replicate_count_live();
-			replicate_live(m);
+			replicate_live(p.m);
 		}
+		msg_free(p.m);
 	}
 	if (n > 0) {
 		memmove(M.pend, M.pend + n, (M.npend - n) * sizeof(*M.pend));

@@ -89,8 +89,8 @@ enum {
 	K_FSYNC_INTERVAL, K_MAX_CLIENTS, K_MAX_MESSAGE, K_MAX_FRAME,
 	K_MAX_PER_ADDRESS, K_MAX_CLIENT_BACKLOG, K_MAX_PEER_BACKLOG,
 	K_HTTP_TIMEOUT, K_JOIN_TIMEOUT, K_PING_INTERVAL, K_PEER_PING_INTERVAL,
-	K_PING_TIMEOUT, K_WORKER_BACKLOG, K_WWW_DIR, K_LOG_FILE, K_USER,
-	K_SECRET, K_ENGINE, K_NATS, K_NODES,
+	K_PING_TIMEOUT, K_WORKER_BACKLOG, K_JOIN_HISTORY, K_WWW_DIR,
+	K_LOG_FILE, K_USER, K_SECRET, K_ENGINE, K_NATS, K_NODES,
 	K_NTOP
 };
 
@@ -146,6 +146,9 @@ static const struct cf_key top_keys[K_NTOP] = {
 	[K_WORKER_BACKLOG] = { "worker_backlog_bytes", CF_INT,
 	    .reload = RELOAD_YES, .idef = 64 * 1024 * 1024,
 	    .min = 2 * 1024 * 1024, .max = 1024 * 1024 * 1024 },
+	/* A join without since gets the newest this many; 0: all. */
+	[K_JOIN_HISTORY] = { "join_history", CF_INT, .reload = RELOAD_YES,
+	    .idef = 1000, .min = 0, .max = 1000000000 },
 	/* "": the page installed with nodetalkd (PKGDATADIR/www). */
 	[K_WWW_DIR] = { "www_dir", CF_STR, .reload = RELOAD_YES,
 	    .sdef = "", .conv = conv_any, .what = "a directory" },
@@ -876,6 +879,7 @@ fill_top(struct nt_config *c, const struct cf_val *v)
 	c->peer_ping_interval_ms = (int)v[K_PEER_PING_INTERVAL].i;
 	c->ping_timeout_ms = (int)v[K_PING_TIMEOUT].i;
 	c->worker_backlog_bytes = (int)v[K_WORKER_BACKLOG].i;
+	c->join_history = (int)v[K_JOIN_HISTORY].i;
 	c->www_dir = xstrdup(v[K_WWW_DIR].s);
 	c->log_file = xstrdup(v[K_LOG_FILE].s);
 	c->user = xstrdup(v[K_USER].s);
@@ -1236,6 +1240,9 @@ top_value(const struct nt_config *c, int k)
 		break;
 	case K_WORKER_BACKLOG:
 		v.i = c->worker_backlog_bytes;
+		break;
+	case K_JOIN_HISTORY:
+		v.i = c->join_history;
 		break;
 	case K_WWW_DIR:
 		v.s = c->www_dir;

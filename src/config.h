@@ -74,6 +74,7 @@ struct nt_config {
 	int		 peer_ping_interval_ms;	/* silent peer links; 0: never */
 	int		 ping_timeout_ms;	/* for an answer to a ping */
 	int		 worker_backlog_bytes;	/* master's output to a worker */
+	int		 join_history;	/* a join without since: newest N */
 	char		*www_dir;	/* "" = PKGDATADIR "/www" */
 	char		*log_file;	/* "" = stderr, "syslog", or a path */
 	char		*user;		/* "" = do not drop privileges */

@@ -1,17 +1,18 @@
 /*
- * journal.c: the message log on disk (data_dir/messages.log) and the state
- * files beside it.  store.c keeps the messages in memory and calls this
- * file for everything that touches the disk.
+ * journal.c: the message log on disk (data_dir/messages.log), its index
+ * (logindex.c) and the state files beside it.  store.c keeps an index of
+ * the messages in memory and calls this file for everything that touches
+ * the disk.
  *
- * Records are written in arrival order: those of one turn of the master's
- * event loop gather in a batch, written in one write(2).  At open the
- * log is read back, and damage is never cut away: the bytes of a bad
- * record (a torn write at the end, a bad block in the middle) are copied
- * into a file of their own that an operator can inspect, named in the log
- * line, and only then taken out of the log; reading resumes at the next
- * offset where a whole record begins (its length is plausible, its CRC
- * matches and its payload is a message), so that every valid record after
- * the damage is kept.
+ * Records are appended to the turn's output and written with one write(2)
+ * per turn (journal_write), then synced when the master says.  At open
+ * the log is read back, every record's CRC checked, and damage is never
+ * cut away: the bytes of a bad record (a torn write at the end, a bad
+ * block in the middle) are copied into a file of their own that an
+ * operator can inspect, named in the log line, and only then taken out of
+ * the log; reading resumes at the next offset where a whole record begins
+ * (its length is plausible, its CRC matches and its payload is a
+ * message), so that every valid record after the damage is kept.
  */
 #include <sys/types.h>
 #include <sys/file.h>
@@ -34,26 +35,30 @@
 #include "config.h"
 #include "journal.h"
 #include "log.h"
+#include "logindex.h"
 
-/* State files beside the log; see journal_doubt() in store.c. */
+/* State files beside the log; see store_doubt() in store.c. */
 #define STATE_RUNNING		"running"
 #define STATE_RECOVERING	"recovering"
 #define RESYNC_WINDOW		(64 * 1024)
 #define COPY_CHUNK		(64 * 1024)
-#define BATCH_KEEP		(1024 * 1024)
+#define READ_CHUNK		(1024 * 1024)	/* replay reads this much */
 
 struct journal {
 	char			*dir;
 	char			*path;
 	int			 fd;
 	enum fsync_policy	 fsync;
-	int			 dirty;
-	int			 broken;	/* junk we could not cut off */
-	off_t			 size;
+	off_t			 size;		/* written and appended */
+	off_t			 written;	/* in the file */
+	off_t			 synced;	/* durable */
 	const char		*damage;	/* what replay found */
 	int			 unclean_none;	/* last run died under "none" */
 	int			 recovering;	/* the state file exists */
-	msgpack_sbuffer		 batch;		/* records not written yet */
+	msgpack_sbuffer		 out;		/* this turn's records */
+	char			*rbuf;		/* journal_read()'s */
+	size_t			 rcap;
+	struct logindex		*index;
 };
 
 /* Replay's read buffer, reused from record to record. */
@@ -68,6 +73,15 @@ struct damage {
 	off_t		 off;
 	off_t		 end;
 	const char	*why;
+};
+
+/* Replay's sequential reads of the log, a megabyte at a time. */
+struct reader {
+	int		 fd;
+	char		*buf;
+	size_t		 cap;
+	off_t		 base;
+	size_t		 len;
 };
 
 static int	 mkdir_p(const char *, char **);
@@ -91,6 +105,7 @@ struct journal *
 journal_open(const char *data_dir, enum fsync_policy fsync, char **cause)
 {
 	struct journal	*j;
+	char		*ipath;
 	size_t		 len = strlen(data_dir);
 
 	*cause = NULL;
@@ -99,7 +114,7 @@ journal_open(const char *data_dir, enum fsync_policy fsync, char **cause)
 	j = xcalloc(1, sizeof(*j));
 	j->fd = -1;
 	j->fsync = fsync;
-	msgpack_sbuffer_init(&j->batch);
+	msgpack_sbuffer_init(&j->out);
 	j->dir = xstrndup(data_dir, len > 1 && data_dir[len - 1] == '/' ?
 	    len - 1 : len);
 	xasprintf(&j->path, "%s/%s", j->dir, JOURNAL_NAME);
@@ -108,6 +123,9 @@ journal_open(const char *data_dir, enum fsync_policy fsync, char **cause)
 		journal_close(j);
 		return (NULL);
 	}
+	xasprintf(&ipath, "%s/%s", j->dir, JOURNAL_INDEX_NAME);
+	j->index = logindex_open(ipath);
+	free(ipath);
 	return (j);
 }
 
@@ -116,15 +134,199 @@ journal_close(struct journal *j)
 {
 	if (j == NULL)
 		return;
-	/* What was appended is not lost to a close without a sync. */
-	if (j->fd != -1 && journal_write(j) == -1)
-		log_warn("%s: write", j->path);
-	msgpack_sbuffer_destroy(&j->batch);
+	logindex_close(j->index);
 	if (j->fd != -1)
 		close(j->fd);	/* releases the flock */
+	msgpack_sbuffer_destroy(&j->out);
+	free(j->rbuf);
 	free(j->path);
 	free(j->dir);
 	free(j);
+}
+
+/* Reading. */
+
+/* n bytes at off through the reader's buffer; NULL at the end of file. */
+static const char *
+reader_at(struct reader *r, off_t off, size_t n)
+{
+	ssize_t	 got;
+	size_t	 want;
+
+	if (off >= r->base && off + (off_t)n <= r->base + (off_t)r->len)
+		return (r->buf + (off - r->base));
+	want = n > READ_CHUNK ? n : READ_CHUNK;
+	if (want > r->cap) {
+		r->buf = xreallocarray(r->buf, 1, want);
+		r->cap = want;
+	}
+	if ((got = pread_all(r->fd, r->buf, want, off)) == -1)
+		return (NULL);
+	r->base = off;
+	r->len = got;
+	errno = 0;
+	if ((size_t)got < n)
+		return (NULL);
+	return (r->buf);
+}
+
+/*
+ * The record at off, as far as its header and CRC go: 1 (its payload
+ * length and CRC in *len and *crc), 0 when it is torn or corrupt (*why),
+ * -1 on a read error.
+ */
+static int
+record_check(struct reader *r, off_t off, off_t size, uint32_t *len,
+    uint32_t *crc, const char **payload, const char **why)
+{
+	const unsigned char	*hdr;
+
+	if ((hdr = (const unsigned char *)reader_at(r, off,
+	    JOURNAL_HDR_LEN)) == NULL) {
+		*why = "short header";
+		return (errno != 0 ? -1 : 0);
+	}
+	*len = get_be32(hdr);
+	*crc = get_be32(hdr + 4);
+	if (*len == 0 || *len > JOURNAL_MAX_RECORD) {
+		*why = "bad length";
+		return (0);
+	}
+	if (off + JOURNAL_HDR_LEN + (off_t)*len > size) {
+		*why = "short payload";
+		return (0);
+	}
+	if ((*payload = reader_at(r, off + JOURNAL_HDR_LEN, *len)) == NULL) {
+		*why = "short payload";
+		return (errno != 0 ? -1 : 0);
+	}
+	if (crc32(0L, (const Bytef *)*payload, *len) != *crc) {
+		*why = "bad crc";
+		return (0);
+	}
+	return (1);
+}
+
+/* A record's fields from its payload; -1 when it is not a message. */
+static int
+record_fields(const char *payload, uint32_t len, struct journal_rec *rec)
+{
+	msgpack_zone	 zone;
+	msgpack_object	 obj;
+	struct nt_msg	 m;
+	size_t		 used = 0;
+	int		 rv = -1;
+
+	msgpack_zone_init(&zone, 1024);
+	if (msgpack_unpack(payload, len, &used, &zone, &obj) ==
+	    MSGPACK_UNPACK_SUCCESS && used == len && msg_unpack(&obj, &m) == 0) {
+		memcpy(rec->origin, m.origin, sizeof(rec->origin));
+		rec->seq = m.seq;
+		rec->lamport = m.lamport;
+		rec->cidhash = msg_cid_hash(m.origin, m.client_id);
+		msg_clear(&m);
+		rv = 0;
+	}
+	msgpack_zone_destroy(&zone);
+	return (rv);
+}
+
+/*
+ * One pass over the log.  Each valid record goes to cb, its fields from
+ * the index when the index agrees (offset, length and CRC), else decoded;
+ * after the first damage nothing more goes to cb (the offsets will move),
+ * but the pass goes on to find every damaged range.
+ */
+int
+journal_replay(struct journal *j, void (*cb)(const struct journal_rec *,
+    void *), void *arg, char **cause)
+{
+	struct stat		 st;
+	struct reader		 r;
+	struct recbuf		 rb;
+	struct damage		*dmg = NULL;
+	struct journal_rec	 rec, ie;
+	const char		*why = NULL, *payload;
+	uint32_t		 len, crc, icrc;
+	size_t			 ndmg = 0;
+	off_t			 off = 0, next;
+	int			 rv = -1, c, have_ie = 0;
+
+	if (fstat(j->fd, &st) == -1) {
+		xasprintf(cause, "%s: %s", j->path, strerror(errno));
+		return (-1);
+	}
+	memset(&r, 0, sizeof(r));
+	memset(&rb, 0, sizeof(rb));
+	r.fd = j->fd;
+	while (off < st.st_size) {
+		c = record_check(&r, off, st.st_size, &len, &crc, &payload,
+		    &why);
+		if (c == 1 && ndmg == 0) {
+			memset(&rec, 0, sizeof(rec));
+			if (!have_ie)
+				have_ie = logindex_next(j->index, &ie, &icrc);
+			if (have_ie && ie.off == off && ie.len == len &&
+			    icrc == crc) {
+				rec = ie;
+				have_ie = 0;
+			} else if (record_fields(payload, len, &rec) == 0) {
+				if (have_ie)
+					logindex_rewind(j->index);
+				have_ie = 0;
+				rec.off = off;
+				rec.len = len;
+				logindex_add(j->index, &rec, crc);
+			} else {
+				c = 0;
+				why = "not a message";
+			}
+			if (c == 1)
+				cb(&rec, arg);
+		}
+		if (c == 1) {
+			off += JOURNAL_HDR_LEN + len;
+			continue;
+		}
+		if (c == 0 &&
+		    (next = journal_resync(j, off + 1, st.st_size, &rb)) != -1) {
+			dmg = xreallocarray(dmg, ndmg + 1, sizeof(*dmg));
+			dmg[ndmg++] = (struct damage){ off, next, why };
+			off = next;
+			continue;
+		}
+		/* Not bad content but a failed read: moving it could lose data. */
+		xasprintf(cause, "%s: read at offset %lld: %s", j->path,
+		    (long long)off, strerror(errno));
+		goto out;
+	}
+	j->size = j->written = j->synced = st.st_size;
+	rv = 0;
+	if (ndmg > 0) {
+		rv = journal_set_aside(j, dmg, ndmg, st.st_size, cause);
+		j->written = j->synced = j->size;
+		/* Moved in the middle: the offsets changed; read again. */
+		if (rv == 0 && j->size != dmg[0].off) {
+			logindex_reset(j->index);
+			rv = 1;
+		}
+	}
+	/* An entry read but not matched names no record: it goes too. */
+	if (rv == 0 && have_ie)
+		logindex_rewind(j->index);
+	else if (rv == 0)
+		logindex_end_replay(j->index);
+out:
+	free(r.buf);
+	free(rb.buf);
+	free(dmg);
+	return (rv);
+}
+
+const char *
+journal_damage(const struct journal *j)
+{
+	return (j->damage);
 }
 
 /*
@@ -239,59 +441,6 @@ journal_lock(struct journal *j, char **cause)
 		return (-1);
 	}
 	return (0);
-}
-
-/* Reading. */
-
-int
-journal_replay(struct journal *j, void (*cb)(struct nt_msg *, off_t, void *),
-    void *arg, char **cause)
-{
-	struct stat	 st;
-	struct recbuf	 rb;
-	struct damage	*dmg = NULL;
-	struct nt_msg	*m;
-	size_t		 ndmg = 0;
-	off_t		 off = 0, next;
-	const char	*why = NULL;
-	int		 rv = -1, r;
-
-	if (fstat(j->fd, &st) == -1) {
-		xasprintf(cause, "%s: %s", j->path, strerror(errno));
-		return (-1);
-	}
-	memset(&rb, 0, sizeof(rb));
-	while (off < st.st_size) {
-		if ((r = record_at(j->fd, off, st.st_size, &rb, &m, &why)) ==
-		    1) {
-			cb(m, off, arg);
-			off += JOURNAL_HDR_LEN + rb.len;
-			continue;
-		}
-		if (r == 0 &&
-		    (next = journal_resync(j, off + 1, st.st_size, &rb)) != -1) {
-			dmg = xreallocarray(dmg, ndmg + 1, sizeof(*dmg));
-			dmg[ndmg++] = (struct damage){ off, next, why };
-			off = next;
-			continue;
-		}
-		/* Not bad content but a failed read: moving it could lose data. */
-		xasprintf(cause, "%s: read at offset %lld: %s", j->path,
-		    (long long)off, strerror(errno));
-		goto out;
-	}
-	j->size = st.st_size;
-	rv = ndmg > 0 ? journal_set_aside(j, dmg, ndmg, st.st_size, cause) : 0;
-out:
-	free(rb.buf);
-	free(dmg);
-	return (rv);
-}
-
-const char *
-journal_damage(const struct journal *j)
-{
-	return (j->damage);
 }
 
 /*
@@ -559,66 +708,106 @@ journal_set_aside(struct journal *j, struct damage *dmg, size_t ndmg,
 /* Writing. */
 
 /*
- * Add m's record to the batch that journal_write() writes.  -1 with errno
- * when it cannot be packed; nothing is added then.
+ * The record, built whole (header and payload) at the end of this turn's
+ * output; the index entry with it.
  */
 int
-journal_append(struct journal *j, const struct nt_msg *m)
+journal_append(struct journal *j, const struct nt_msg *m,
+    struct journal_rec *rec)
 {
-	size_t	 before = j->batch.size;
+	msgpack_sbuffer	 sb;
+	uint32_t	 crc;
 
-	if (j->broken) {
-		errno = EIO;
+	msgpack_sbuffer_init(&sb);
+	if (record_pack(m, &sb) == -1) {
+		msgpack_sbuffer_destroy(&sb);
 		return (-1);
 	}
-	if (record_pack(m, &j->batch) == -1) {
-		j->batch.size = before;
-		return (-1);
-	}
+	if (msgpack_sbuffer_write(&j->out, sb.data, sb.size) != 0)
+		fatalx("journal_append: out of memory");
+	memset(rec, 0, sizeof(*rec));
+	rec->off = j->size;
+	rec->len = sb.size - JOURNAL_HDR_LEN;
+	memcpy(rec->origin, m->origin, sizeof(rec->origin));
+	rec->seq = m->seq;
+	rec->lamport = m->lamport;
+	rec->cidhash = msg_cid_hash(m->origin, m->client_id);
+	crc = get_be32((const unsigned char *)sb.data + 4);
+	logindex_add(j->index, rec, crc);
+	j->size += sb.size;
+	msgpack_sbuffer_destroy(&sb);
 	return (0);
 }
 
 /*
- * The batch in one write(2).  On failure the log is cut back to where it
- * was, so that no half record waits for the next replay, and the batch is
- * kept for another try.
+ * This turn's records in one write(2).  On failure the log is cut back to
+ * where it was, so that no half record waits for the next replay, and the
+ * turn is dropped: the caller cannot go on as if it were stored.
  */
 int
 journal_write(struct journal *j)
 {
 	int	 saved;
 
-	if (j->batch.size == 0)
+	if (j->out.size == 0)
 		return (0);
-	if (j->broken) {
-		errno = EIO;
-		return (-1);
-	}
-	if (write_all(j->fd, j->batch.data, j->batch.size) == -1) {
+	if (write_all(j->fd, j->out.data, j->out.size) == -1) {
 		saved = errno;
-		if (ftruncate(j->fd, j->size) == -1)
-			j->broken = 1;
+		(void)ftruncate(j->fd, j->written);
+		j->size = j->written;
+		j->out.size = 0;
 		errno = saved;
 		return (-1);
 	}
-	j->size += j->batch.size;
-	j->dirty = 1;
-	j->batch.size = 0;
-	/* One burst must not keep its buffer for good. */
-	if (j->batch.alloc > BATCH_KEEP) {
-		msgpack_sbuffer_destroy(&j->batch);
-		msgpack_sbuffer_init(&j->batch);
-	}
+	j->written += j->out.size;
+	j->out.size = 0;
+	logindex_flush(j->index, 0);
 	return (0);
 }
 
-/* The record appended to sb, whole, behind what sb holds. */
+/* The payload of a record, from the file or from this turn's output. */
+int
+journal_read(struct journal *j, off_t off, uint32_t len, const char **payload)
+{
+	const unsigned char	*hdr;
+	size_t			 need = JOURNAL_HDR_LEN + len;
+	ssize_t			 n;
+
+	if (off >= j->written) {
+		if (off + (off_t)need > j->size) {
+			errno = EINVAL;
+			return (-1);
+		}
+		hdr = (const unsigned char *)j->out.data + (off - j->written);
+	} else {
+		if (need > j->rcap) {
+			j->rbuf = xreallocarray(j->rbuf, 1, need);
+			j->rcap = need;
+		}
+		if ((n = pread_all(j->fd, j->rbuf, need, off)) == -1)
+			return (-1);
+		hdr = (const unsigned char *)j->rbuf;
+		if ((size_t)n < need) {
+			errno = EIO;
+			return (-1);
+		}
+	}
+	if (get_be32(hdr) != len || crc32(0L, hdr + JOURNAL_HDR_LEN, len) !=
+	    get_be32(hdr + 4)) {
+		errno = EIO;
+		return (-1);
+	}
+	*payload = (const char *)hdr + JOURNAL_HDR_LEN;
+	return (0);
+}
+
+/* The whole record in one buffer, so it goes out in one write(2). */
 static int
 record_pack(const struct nt_msg *m, msgpack_sbuffer *sb)
 {
 	msgpack_packer	 pk;
 	unsigned char	 hdr[JOURNAL_HDR_LEN];
-	size_t		 start = sb->size, len;
+	size_t		 len;
 
 	memset(hdr, 0, sizeof(hdr));
 	if (msgpack_sbuffer_write(sb, (const char *)hdr, sizeof(hdr)) != 0) {
@@ -627,51 +816,51 @@ record_pack(const struct nt_msg *m, msgpack_sbuffer *sb)
 	}
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 	msg_pack(&pk, m);
-	len = sb->size - start - sizeof(hdr);
+	len = sb->size - sizeof(hdr);
 	if (len > JOURNAL_MAX_RECORD) {
 		/* Replay would take it for corruption. */
 		errno = EMSGSIZE;
 		return (-1);
 	}
-	put_be32((unsigned char *)sb->data + start, len);
-	put_be32((unsigned char *)sb->data + start + 4,
-	    crc32(0L, (const Bytef *)sb->data + start + sizeof(hdr), len));
+	put_be32((unsigned char *)sb->data, len);
+	put_be32((unsigned char *)sb->data + 4,
+	    crc32(0L, (const Bytef *)sb->data + sizeof(hdr), len));
 	return (0);
 }
 
-/* Write what waits, and sync. */
+/* Syncing. */
+
+/* Write what was appended, then make the log durable.  0 or -1. */
 int
 journal_sync(struct journal *j)
 {
 	if (journal_write(j) == -1)
 		return (-1);
-	if (!j->dirty)
+	if (j->written == j->synced)
 		return (0);
 	/* Stay dirty on failure so that the caller can try again. */
 	if (fdatasync(j->fd) == -1)
 		return (-1);
-	j->dirty = 0;
+	j->synced = j->written;
 	return (0);
 }
 
 int
 journal_dirty(const struct journal *j)
 {
-	return (j->dirty || j->batch.size > 0);
+	return (j->size > j->synced);
 }
 
-/* For the master's sync thread, which syncs it on its own (syncer.c). */
 int
 journal_fd(const struct journal *j)
 {
 	return (j->fd);
 }
 
-/* Where the next record goes: the batch counts as written. */
 off_t
 journal_size(const struct journal *j)
 {
-	return (j->size + (off_t)j->batch.size);
+	return (j->size);
 }
 
 const char *
@@ -807,14 +996,15 @@ journal_set_recovering(struct journal *j, int on, char **cause)
 	return (rv);
 }
 
-/* A clean stop: everything synced, and the "running" file gone. */
+/* A clean stop: everything written and synced, and "running" gone. */
 int
 journal_stop(struct journal *j, char **cause)
 {
 	if (journal_sync(j) == -1) {
-		xasprintf(cause, "%s: fsync: %s", j->path, strerror(errno));
+		xasprintf(cause, "%s: %s", j->path, strerror(errno));
 		return (-1);
 	}
+	logindex_flush(j->index, 1);
 	return (state_remove(j, STATE_RUNNING, cause));
 }
 
@@ -876,3 +1066,4 @@ get_be32(const unsigned char *p)
 	return ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
 	    (uint32_t)p[2] << 8 | p[3]);
 }
+

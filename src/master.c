@@ -403,6 +403,9 @@ master_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 	case CH_JOIN:
 		on_join(o);
 		return;
+	case CH_PAGE:
+		on_page(o);
+		return;
 	case CH_HISTORY_MORE:
 		on_history_more(o);
 		return;

@@ -48,8 +48,7 @@ struct worker {
 
 /* A stored message waiting for its sync before anyone hears of it. */
 struct pending {
-	char		 origin[NT_ORIGIN_MAX + 1];
-	uint64_t	 seq;
+	struct nt_msg	*m;		/* owned copy */
 	uint64_t	 conn;		/* the ws connection to ack */
 	int		 ack;
 	int		 fresh;		/* newly stored: push it */
@@ -92,7 +91,7 @@ struct master {
 	struct worker		 peer;		/* the engine's worker:
 						   "peer" or "nats" */
 	/*
-	 * Group commit (commit.c): pend[] in arrival order; the first
+	 * Group commit (commit.c): pend[] in append order; the first
 	 * npend_syncing wait for the sync under way, up to npend_written
 	 * for the next one, the rest for the write at the end of the turn.
 	 */
@@ -103,9 +102,8 @@ struct master {
 	size_t			 npend_syncing;
 	off_t			 synced_to;	/* the log size the last sync
 						   started at */
-	struct event		*sync_ev;	/* the end of the turn */
+	struct event		*sync_ev;	/* the end of a turn */
 	int			 sync_armed;
-	int			 write_failing;	/* the last write failed */
 	struct syncer		*syncer;
 	int			 stopping;
 	int			 ready;
@@ -149,6 +147,7 @@ const char *chat_invalid(const struct nt_msg *, const char *);
 void	on_client_chat(const msgpack_object *);
 void	on_seed_chat(const msgpack_object *);
 void	on_join(const msgpack_object *);
+void	on_page(const msgpack_object *);
 void	commit_cb(evutil_socket_t, short, void *);
 void	commit_schedule(void);
 void	commit_synced(int, int64_t, void *);
@@ -184,7 +183,8 @@ void	replicate_live(const struct nt_msg *);
 
 /* stream.c */
 void	stream_drain(struct chan *, void *);
-void	stream_join(uint64_t, const struct nt_have *, int);
+void	stream_join(uint64_t, const struct nt_have *, int, uint64_t);
+void	stream_page(uint64_t, const char *, uint64_t, uint64_t, uint64_t);
 void	stream_more(uint64_t, int);
 uint64_t stream_catchup(const char *, uint64_t, const struct nt_have *);
 int	stream_catchup_active(const char *);

@@ -52,6 +52,36 @@ msg_free(struct nt_msg *m)
 	free(m);
 }
 
+/*
+ * A hash of (origin, client id) that is never 0 (0: no client id): FNV-1a
+ * over origin, a NUL, then the id, so "A"+"Bc" is not "AB"+"c", mixed.
+ */
+uint64_t
+msg_cid_hash(const char *origin, const char *cid)
+{
+	uint64_t	 h = 14695981039346656037ULL;
+	const char	*p;
+
+	if (cid == NULL || *cid == '\0')
+		return (0);
+	for (p = origin; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	h *= 1099511628211ULL;		/* the NUL: h ^ 0 == h */
+	for (p = cid; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	/*
+	 * FNV's low bits depend only on the low bits of the bytes, and the
+	 * store's table is indexed by the low bits: ids that differ in a few
+	 * digits would pile up.  A final mix (MurmurHash3's) spreads them.
+	 */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return (h != 0 ? h : 1);
+}
+
 /* "A-17": the id clients see in ack and chat frames. */
 void
 msg_idstr(const struct nt_msg *m, char *buf, size_t len)

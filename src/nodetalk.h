@@ -89,6 +89,7 @@ struct nt_msg	*msg_dup(const struct nt_msg *);
 void		 msg_free(struct nt_msg *);
 void		 msg_clear(struct nt_msg *);
 void		 msg_idstr(const struct nt_msg *, char *, size_t);
+uint64_t	 msg_cid_hash(const char *origin, const char *client_id);
 int		 msg_cmp_order(const struct nt_msg *, const struct nt_msg *);
 int		 origin_is_local_only(const char *);
 uint64_t	 have_get(const struct nt_have *, const char *);

@@ -1,15 +1,19 @@
 /*
  * store.c: MESSAGES, the master's durable store.
  *
- * Memory: every message once, in cluster order (msgs[]), plus three views
- * over the same pointers: per origin an array indexed by seq - 1 (the store
- * is gap-free per origin, so that array is dense), the have vector, and a
- * hash of (origin, client_id) for retried sends.  The store owns every
- * message; the views only borrow.  Messages the log holds beyond a gap (a
- * record before them was damaged) are parked per origin until the gap is
- * filled, by a peer, and then take their place.
+ * Memory holds an index, not the messages: per origin, in seq order (the
+ * store is gap-free per origin), one 16-byte entry per message with its
+ * clock and where its record is in the log; the have vector; and a hash
+ * table of client ids for retried sends.  Texts are read back from the
+ * log (journal.c) when a message is wanted, through the page cache.
+ * Messages the log holds beyond a gap (a record before them was damaged)
+ * are parked per origin until the gap is filled, by a peer, and then take
+ * their place.
  *
- * Disk: journal.c, the log of records in arrival order, sorted at open.
+ * The cluster order is never stored: each origin's messages sort by seq
+ * in it too (an origin gives each message a clock above its last one), so
+ * the next message in the cluster order is the least of the origins'
+ * next ones, a merge of a handful of arrays (cursors, below).
  */
 #include <sys/types.h>
 
@@ -19,81 +23,95 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <msgpack.h>
+
 #include "nodetalk.h"
+#include "channel.h"
 #include "journal.h"
 #include "log.h"
 #include "store.h"
 
-#define CID_MIN_SLOTS	16
-#define FNV_OFFSET	14695981039346656037ULL
-#define FNV_PRIME	1099511628211ULL
+/* An entry: the message's clock and its record (offset, payload length). */
+struct store_ent {
+	uint64_t	 lamport;
+	uint64_t	 at;		/* offset << LEN_BITS | length */
+};
+#define LEN_BITS	25		/* JOURNAL_MAX_RECORD fits */
+#define LEN_MASK	(((uint64_t)1 << LEN_BITS) - 1)
+#define OFF_MAX		((uint64_t)1 << (64 - LEN_BITS))	/* 512 GiB */
+
+/* Entries live in blocks, so that a long origin never moves. */
+#define BLOCK_SHIFT	12
+#define BLOCK_LEN	((uint64_t)1 << BLOCK_SHIFT)
+
+/* A message beyond a gap: its entry waits here, by seq. */
+struct parked {
+	uint64_t	 seq;
+	struct store_ent e;
+	uint64_t	 cidhash;
+};
 
 /*
- * One origin's messages, by seq: byseq[seq - 1].  The first nrel of them
- * may be served (store_release()); the rest wait for their sync.  parked[]
- * holds, by seq, messages beyond a gap.
+ * One origin's messages: entry seq - 1.  The first nrel may be served
+ * (store_release()); the rest wait for their sync.
  */
 struct store_origin {
 	char		  name[NT_ORIGIN_MAX + 1];
-	struct nt_msg	**byseq;	/* borrowed from msgs[] */
-	size_t		  n;
-	size_t		  nrel;
-	size_t		  cap;
+	struct store_ent **blocks;
+	size_t		  nblocks;
+	uint64_t	  n;
+	uint64_t	  nrel;
 	int		  local;	/* origin_is_local_only() */
-	struct nt_msg	**parked;	/* owned */
+	struct parked	 *parked;
 	size_t		  nparked;
 };
+
+/* Client ids: a hash of (origin, id), and origin number << 48 | seq. */
+struct cid_slot {
+	uint64_t	 hash;		/* 0: empty */
+	uint64_t	 ref;
+};
+#define CID_MIN_SLOTS	1024
+#define REF(o, seq)	((uint64_t)(o) << 48 | (seq))
 
 struct store {
 	struct journal		 *journal;
 	int			  replaying;
-
-	struct nt_msg		**msgs;		/* owned, cluster order */
-	size_t			  nmsgs;
-	size_t			  msgcap;
-
 	struct store_origin	 *origins;
 	size_t			  norigins;
 	struct nt_have		  have;
 	uint64_t		  lamport;
-
-	struct nt_msg		**cidtab;	/* borrowed; NULL = empty */
+	uint64_t		  count;
+	struct cid_slot		 *cidtab;
 	size_t			  cidcap;	/* 0 or a power of two */
 	size_t			  ncid;
+	struct nt_msg		  scratch;	/* what the last lookup read */
+	int64_t			  warned_ms;	/* last warning of a bad read */
 };
 
-static void	 store_replay_one(struct nt_msg *, off_t, void *);
-static void	 store_sort(struct store *);
-static int	 store_check(const struct store *, const struct nt_msg *);
-static void	 store_take(struct store *, struct nt_msg *);
-static void	 store_index(struct store *, struct nt_msg *);
-static void	 store_insert_ordered(struct store *, struct nt_msg *);
-static void	 store_push(struct store *, struct nt_msg *);
-static void	 store_park(struct store *, struct nt_msg *);
-static void	 store_unpark(struct store *, const char *);
-static struct store_origin *store_origin_get(const struct store *,
-		    const char *);
-static struct store_origin *store_origin_add(struct store *, const char *);
-static uint64_t	 fnv1a(uint64_t, const char *);
-static uint64_t	 cid_hash(const char *, const char *);
-static struct nt_msg **cid_slot(struct nt_msg **, size_t, const char *,
-		    const char *);
-static void	 cid_grow(struct store *);
-static void	 cid_add(struct store *, struct nt_msg *);
-static int	 cmp_msgp(const void *, const void *);
+static void	 store_replay_one(const struct journal_rec *, void *);
+static int	 store_check(const struct store *, const char *, uint64_t);
+static void	 store_take(struct store *, const struct journal_rec *);
+static void	 store_index(struct store *, size_t, uint64_t,
+		    const struct store_ent *, uint64_t);
+static void	 store_park(struct store *, const struct journal_rec *);
+static void	 store_unpark(struct store *, size_t);
+static size_t	 origin_find(const struct store *, const char *, int *);
+static size_t	 origin_add(struct store *, const char *);
+static struct store_ent *ent_at(const struct store_origin *, uint64_t);
+static void	 cid_add(struct store *, uint64_t, uint64_t);
+static void	 store_reset(struct store *);
 
 /*
- * Open the store and read the log into memory.  Replay appends in log
- * order and sorts once at the end: a node that caught up after downtime
- * has long runs of old messages after new ones, and inserting each would
- * be quadratic.  The fsync policy is only kept for the caller: the master
- * decides when store_sync() runs, so the store never syncs on its own.
+ * Open the store and read the index of the log.  The fsync policy is only
+ * kept for the caller: the master decides when to sync.
  */
 struct store *
 store_open(const char *data_dir, enum fsync_policy fsync, char **cause)
 {
 	struct store	*s;
 	size_t		 i;
+	int		 rv;
 
 	*cause = NULL;
 	s = xcalloc(1, sizeof(*s));
@@ -102,12 +120,15 @@ store_open(const char *data_dir, enum fsync_policy fsync, char **cause)
 		return (NULL);
 	}
 	s->replaying = 1;
-	if (journal_replay(s->journal, store_replay_one, s, cause) == -1) {
+	/* Damage moved out of the middle of the log moves offsets: again. */
+	while ((rv = journal_replay(s->journal, store_replay_one, s,
+	    cause)) == 1)
+		store_reset(s);
+	s->replaying = 0;
+	if (rv == -1) {
 		store_close(s);
 		return (NULL);
 	}
-	s->replaying = 0;
-	store_sort(s);
 	for (i = 0; i < s->norigins; i++) {
 		/* What the log held at open is durable: readers may see it. */
 		s->origins[i].nrel = s->origins[i].n;
@@ -121,355 +142,86 @@ store_open(const char *data_dir, enum fsync_policy fsync, char **cause)
 	return (s);
 }
 
-/* One record from the log: stored, parked after a gap, or a duplicate. */
+/* One record from the log: indexed, parked after a gap, or a duplicate. */
 static void
-store_replay_one(struct nt_msg *m, off_t off, void *arg)
+store_replay_one(const struct journal_rec *rec, void *arg)
 {
 	struct store	*s = arg;
 
-	switch (store_check(s, m)) {
+	switch (store_check(s, rec->origin, rec->seq)) {
 	case 1:
-		store_take(s, m);
+		store_take(s, rec);
 		break;
 	case -2:
-		store_park(s, m);
+		store_park(s, rec);
 		break;
 	default:
-		msg_free(m);	/* a duplicate: the first copy stands */
-		break;
+		break;		/* a duplicate: the first copy stands */
 	}
+}
+
+/* Forget what replay built (it runs again). */
+static void
+store_reset(struct store *s)
+{
+	size_t	 i, b;
+
+	for (i = 0; i < s->norigins; i++) {
+		for (b = 0; b < s->origins[i].nblocks; b++)
+			free(s->origins[i].blocks[b]);
+		free(s->origins[i].blocks);
+		free(s->origins[i].parked);
+	}
+	free(s->origins);
+	s->origins = NULL;
+	s->norigins = 0;
+	have_clear(&s->have);
+	free(s->cidtab);
+	s->cidtab = NULL;
+	s->cidcap = s->ncid = 0;
+	s->lamport = s->count = 0;
 }
 
 void
 store_close(struct store *s)
 {
-	size_t	 i, j;
-
 	if (s == NULL)
 		return;
-	for (i = 0; i < s->nmsgs; i++)
-		msg_free(s->msgs[i]);
-	free(s->msgs);
-	for (i = 0; i < s->norigins; i++) {
-		free(s->origins[i].byseq);
-		for (j = 0; j < s->origins[i].nparked; j++)
-			msg_free(s->origins[i].parked[j]);
-		free(s->origins[i].parked);
-	}
-	free(s->origins);
-	have_clear(&s->have);
-	free(s->cidtab);
+	store_reset(s);
+	msg_clear(&s->scratch);
 	journal_close(s->journal);
 	free(s);
 }
 
 /*
- * The record joins the journal's batch (store_write() writes it) and the
- * message is taken into memory; nothing unwritten is ever served, as only
- * the caller's store_release(), after the write and its sync, lets readers
- * see it.  Parked messages that follow it take their places too (they are
- * in the log already).
+ * Append a stamped message to this turn's output of the log and take it
+ * into the index.  Nothing is on disk before store_write(); nothing is
+ * served before store_release().
  */
 int
 store_append(struct store *s, const struct nt_msg *m)
 {
-	int	 rv;
-
-	if ((rv = store_check(s, m)) != 1)
-		return (rv);
-	if (journal_append(s->journal, m) == -1)
-		return (-1);
-	store_take(s, msg_dup(m));
-	return (1);
-}
-
-/*
- * 1 when m is the next seq of its origin, 0 when already stored, -2 when
- * it would leave a gap, -1 (EINVAL) when it has no identity.
- */
-static int
-store_check(const struct store *s, const struct nt_msg *m)
-{
-	uint64_t	 have;
+	struct journal_rec	 rec;
+	int			 rv;
 
 	if (memchr(m->origin, '\0', sizeof(m->origin)) == NULL ||
 	    m->origin[0] == '\0' || m->seq == 0) {
 		errno = EINVAL;
 		return (-1);
 	}
-	have = have_get(&s->have, m->origin);
-	if (m->seq <= have)
-		return (0);
-	if (m->seq > have + 1)
-		return (-2);
+	if ((rv = store_check(s, m->origin, m->seq)) != 1)
+		return (rv);
+	if ((uint64_t)journal_size(s->journal) >= OFF_MAX) {
+		errno = EFBIG;
+		return (-1);
+	}
+	if (journal_append(s->journal, m, &rec) == -1)
+		return (-1);
+	store_take(s, &rec);
 	return (1);
 }
 
-/* Hand m (owned) to the store at its place in the cluster order. */
-static void
-store_insert_ordered(struct store *s, struct nt_msg *m)
-{
-	size_t	 lo, hi, mid;
-
-	store_index(s, m);
-	/* Nearly every message is the newest: no search needed. */
-	if (s->nmsgs == 0 || msg_cmp_order(s->msgs[s->nmsgs - 1], m) < 0) {
-		store_push(s, m);
-		return;
-	}
-	lo = 0;
-	hi = s->nmsgs;
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if (msg_cmp_order(s->msgs[mid], m) <= 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	store_push(s, m);	/* grows the array; m goes to lo below */
-	memmove(&s->msgs[lo + 1], &s->msgs[lo],
-	    (s->nmsgs - 1 - lo) * sizeof(*s->msgs));
-	s->msgs[lo] = m;
-}
-
-/* Append m (owned) to msgs[] without regard to order. */
-static void
-store_push(struct store *s, struct nt_msg *m)
-{
-	if (s->nmsgs == s->msgcap) {
-		s->msgcap = s->msgcap == 0 ? 64 : s->msgcap * 2;
-		s->msgs = xreallocarray(s->msgs, s->msgcap, sizeof(*s->msgs));
-	}
-	s->msgs[s->nmsgs++] = m;
-}
-
-static int
-cmp_msgp(const void *a, const void *b)
-{
-	return (msg_cmp_order(*(struct nt_msg *const *)a,
-	    *(struct nt_msg *const *)b));
-}
-
-/* msg_cmp_order() ends with seq, so the order is total and qsort is safe. */
-static void
-store_sort(struct store *s)
-{
-	if (s->nmsgs > 1)
-		qsort(s->msgs, s->nmsgs, sizeof(*s->msgs), cmp_msgp);
-}
-
-/* Record m, which store_check() accepted, in the per-origin views. */
-static void
-store_index(struct store *s, struct nt_msg *m)
-{
-	struct store_origin	*o;
-
-	if ((o = store_origin_get(s, m->origin)) == NULL)
-		o = store_origin_add(s, m->origin);
-	if (o->n == o->cap) {
-		o->cap = o->cap == 0 ? 16 : o->cap * 2;
-		o->byseq = xreallocarray(o->byseq, o->cap, sizeof(*o->byseq));
-	}
-	o->byseq[o->n++] = m;
-	have_set(&s->have, m->origin, m->seq);
-	if (m->lamport > s->lamport)
-		s->lamport = m->lamport;
-	if (m->client_id != NULL && m->client_id[0] != '\0')
-		cid_add(s, m);
-}
-
-/* A cluster has a handful of origins: a linear scan is the fast path. */
-static struct store_origin *
-store_origin_get(const struct store *s, const char *origin)
-{
-	size_t	 i;
-
-	for (i = 0; i < s->norigins; i++)
-		if (strcmp(s->origins[i].name, origin) == 0)
-			return (&s->origins[i]);
-	return (NULL);
-}
-
-static struct store_origin *
-store_origin_add(struct store *s, const char *origin)
-{
-	struct store_origin	*o;
-
-	s->origins = xreallocarray(s->origins, s->norigins + 1,
-	    sizeof(*s->origins));
-	o = &s->origins[s->norigins++];
-	memset(o, 0, sizeof(*o));
-	snprintf(o->name, sizeof(o->name), "%s", origin);
-	o->local = origin_is_local_only(origin);
-	return (o);
-}
-
-static uint64_t
-fnv1a(uint64_t h, const char *p)
-{
-	for (; *p != '\0'; p++)
-		h = (h ^ (unsigned char)*p) * FNV_PRIME;
-	return (h);
-}
-
-/* FNV-1a over origin, a NUL, then client_id: "A"+"Bc" is not "AB"+"c". */
-static uint64_t
-cid_hash(const char *origin, const char *cid)
-{
-	uint64_t	 h;
-
-	h = fnv1a(FNV_OFFSET, origin);
-	h *= FNV_PRIME;		/* the NUL: h ^ 0 == h */
-	return (fnv1a(h, cid));
-}
-
-/*
- * The slot holding (origin, cid), or the empty slot where it would go.
- * The table is never full (see cid_add), so the probe ends.
- */
-static struct nt_msg **
-cid_slot(struct nt_msg **tab, size_t cap, const char *origin, const char *cid)
-{
-	size_t	 i, mask = cap - 1;
-
-	i = cid_hash(origin, cid) & mask;
-	while (tab[i] != NULL) {
-		if (strcmp(tab[i]->origin, origin) == 0 &&
-		    strcmp(tab[i]->client_id, cid) == 0)
-			return (&tab[i]);
-		i = (i + 1) & mask;
-	}
-	return (&tab[i]);
-}
-
-static void
-cid_grow(struct store *s)
-{
-	struct nt_msg	**tab, **slot;
-	size_t		  cap, i;
-
-	cap = s->cidcap == 0 ? CID_MIN_SLOTS : s->cidcap * 2;
-	tab = xcalloc(cap, sizeof(*tab));
-	for (i = 0; i < s->cidcap; i++) {
-		if (s->cidtab[i] == NULL)
-			continue;
-		slot = cid_slot(tab, cap, s->cidtab[i]->origin,
-		    s->cidtab[i]->client_id);
-		*slot = s->cidtab[i];
-	}
-	free(s->cidtab);
-	s->cidtab = tab;
-	s->cidcap = cap;
-}
-
-/* Keep the load under 70%.  A repeated key keeps the first message. */
-static void
-cid_add(struct store *s, struct nt_msg *m)
-{
-	struct nt_msg	**slot;
-
-	if ((s->ncid + 1) * 10 > s->cidcap * 7)
-		cid_grow(s);
-	slot = cid_slot(s->cidtab, s->cidcap, m->origin, m->client_id);
-	if (*slot != NULL)
-		return;
-	*slot = m;
-	s->ncid++;
-}
-
-/* m (owned), which store_check() accepted, and what it unparks. */
-static void
-store_take(struct store *s, struct nt_msg *m)
-{
-	char	 origin[NT_ORIGIN_MAX + 1];
-
-	memcpy(origin, m->origin, sizeof(origin));
-	if (s->replaying) {
-		store_index(s, m);
-		store_push(s, m);
-	} else
-		store_insert_ordered(s, m);
-	store_unpark(s, origin);
-}
-
-/* Keep m (owned), which lies beyond a gap, by seq; the first copy stands. */
-static void
-store_park(struct store *s, struct nt_msg *m)
-{
-	struct store_origin	*o;
-	size_t			 lo = 0, hi, mid;
-
-	if ((o = store_origin_get(s, m->origin)) == NULL)
-		o = store_origin_add(s, m->origin);
-	hi = o->nparked;
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if (o->parked[mid]->seq < m->seq)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo < o->nparked && o->parked[lo]->seq == m->seq) {
-		msg_free(m);
-		return;
-	}
-	o->parked = xreallocarray(o->parked, o->nparked + 1,
-	    sizeof(*o->parked));
-	memmove(&o->parked[lo + 1], &o->parked[lo],
-	    (o->nparked - lo) * sizeof(*o->parked));
-	o->parked[lo] = m;
-	o->nparked++;
-}
-
-/* The gap before an origin's parked messages may be filled now. */
-static void
-store_unpark(struct store *s, const char *origin)
-{
-	struct store_origin	*o;
-	struct nt_msg		*m;
-	size_t			 i = 0;
-
-	if ((o = store_origin_get(s, origin)) == NULL || o->nparked == 0)
-		return;
-	while (i < o->nparked && o->parked[i]->seq <= o->n + 1) {
-		m = o->parked[i++];
-		if (m->seq <= o->n)
-			msg_free(m);		/* it came again meanwhile */
-		else if (s->replaying) {
-			store_index(s, m);
-			store_push(s, m);
-		} else
-			store_insert_ordered(s, m);
-		/* store_index() may have moved the origins array */
-		o = store_origin_get(s, origin);
-	}
-	memmove(o->parked, o->parked + i, (o->nparked - i) * sizeof(*o->parked));
-	o->nparked -= i;
-}
-
-/* How many messages of origin wait beyond a gap. */
-size_t
-store_parked(const struct store *s, const char *origin)
-{
-	const struct store_origin	*o;
-
-	if ((o = store_origin_get(s, origin)) == NULL)
-		return (0);
-	return (o->nparked);
-}
-
-int
-store_sync(struct store *s)
-{
-	return (journal_sync(s->journal));
-}
-
-int
-store_dirty(const struct store *s)
-{
-	return (journal_dirty(s->journal));
-}
-
+/* This turn's records, in one write(2).  0 or -1 (errno). */
 int
 store_write(struct store *s)
 {
@@ -482,69 +234,275 @@ store_log_fd(const struct store *s)
 	return (journal_fd(s->journal));
 }
 
-const char *
-store_path(const struct store *s)
+/* 1 when seq is the origin's next, 0 when stored, -2 when it leaves a gap. */
+static int
+store_check(const struct store *s, const char *origin, uint64_t seq)
 {
-	return (journal_path(s->journal));
+	uint64_t	 have = have_get(&s->have, origin);
+
+	if (seq <= have)
+		return (0);
+	if (seq > have + 1)
+		return (-2);
+	return (1);
 }
 
-off_t
-store_log_size(const struct store *s)
+static void
+store_take(struct store *s, const struct journal_rec *rec)
 {
-	return (journal_size(s->journal));
+	struct store_ent	 e;
+	size_t			 o;
+	int			 found;
+
+	o = origin_find(s, rec->origin, &found);
+	if (!found)
+		o = origin_add(s, rec->origin);
+	e.lamport = rec->lamport;
+	e.at = (uint64_t)rec->off << LEN_BITS | rec->len;
+	store_index(s, o, rec->seq, &e, rec->cidhash);
+	store_unpark(s, o);
 }
 
-/* Whether open found damage: what it held must come back from peers. */
-int
-store_was_cut(const struct store *s)
+/* Entry seq of origin o, which store_check() accepted. */
+static void
+store_index(struct store *s, size_t o, uint64_t seq,
+    const struct store_ent *e, uint64_t cidhash)
 {
-	return (journal_damage(s->journal) != NULL);
+	struct store_origin	*so = &s->origins[o];
+	uint64_t		 b = so->n >> BLOCK_SHIFT;
+
+	if (b == so->nblocks) {
+		so->blocks = xreallocarray(so->blocks, so->nblocks + 1,
+		    sizeof(*so->blocks));
+		so->blocks[so->nblocks++] = xreallocarray(NULL, BLOCK_LEN,
+		    sizeof(struct store_ent));
+	}
+	so->blocks[b][so->n & (BLOCK_LEN - 1)] = *e;
+	so->n = seq;
+	s->count++;
+	have_set(&s->have, so->name, seq);
+	if (e->lamport > s->lamport)
+		s->lamport = e->lamport;
+	if (cidhash != 0)
+		cid_add(s, cidhash, REF(o, seq));
 }
 
-/*
- * Why this node may lack messages of its own origin that others hold (and
- * so must hear its peers before it numbers one), or NULL.
- */
-const char *
-store_doubt(const struct store *s)
+static struct store_ent *
+ent_at(const struct store_origin *so, uint64_t i)
 {
-	if (journal_damage(s->journal) != NULL)
-		return (journal_damage(s->journal));
-	if (journal_recovering(s->journal))
-		return ("a recovery was under way when the node stopped");
-	if (journal_unclean_none(s->journal))
-		return ("the node did not stop cleanly, and with fsync = "
-		    "\"none\" acknowledged messages may not have reached "
-		    "the disk");
-	if (s->nmsgs == 0)
-		return ("the log is empty");
-	return (NULL);
+	return (&so->blocks[i >> BLOCK_SHIFT][i & (BLOCK_LEN - 1)]);
 }
 
-int
-store_set_recovering(struct store *s, int on, char **cause)
+/* Keep a record beyond a gap, by seq; the first copy stands. */
+static void
+store_park(struct store *s, const struct journal_rec *rec)
 {
-	return (journal_set_recovering(s->journal, on, cause));
+	struct store_origin	*so;
+	struct parked		 p;
+	size_t			 o, lo = 0, hi, mid;
+	int			 found;
+
+	o = origin_find(s, rec->origin, &found);
+	if (!found)
+		o = origin_add(s, rec->origin);
+	so = &s->origins[o];
+	hi = so->nparked;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (so->parked[mid].seq < rec->seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < so->nparked && so->parked[lo].seq == rec->seq)
+		return;
+	p.seq = rec->seq;
+	p.e.lamport = rec->lamport;
+	p.e.at = (uint64_t)rec->off << LEN_BITS | rec->len;
+	p.cidhash = rec->cidhash;
+	so->parked = xreallocarray(so->parked, so->nparked + 1,
+	    sizeof(*so->parked));
+	memmove(&so->parked[lo + 1], &so->parked[lo],
+	    (so->nparked - lo) * sizeof(*so->parked));
+	so->parked[lo] = p;
+	so->nparked++;
 }
 
-int
-store_stop(struct store *s, char **cause)
+/* The gap before an origin's parked messages may be filled now. */
+static void
+store_unpark(struct store *s, size_t o)
 {
-	return (journal_stop(s->journal, cause));
+	struct store_origin	*so = &s->origins[o];
+	struct parked		 p;
+	size_t			 i = 0;
+
+	while (i < so->nparked && so->parked[i].seq <= so->n + 1) {
+		p = so->parked[i++];
+		if (p.seq == so->n + 1)
+			store_index(s, o, p.seq, &p.e, p.cidhash);
+		/* else it came again meanwhile */
+	}
+	if (i == 0)
+		return;
+	memmove(so->parked, so->parked + i,
+	    (so->nparked - i) * sizeof(*so->parked));
+	so->nparked -= i;
 }
 
 size_t
-store_count(const struct store *s)
+store_parked(const struct store *s, const char *origin)
 {
-	return (s->nmsgs);
+	size_t	 o;
+	int	 found;
+
+	o = origin_find(s, origin, &found);
+	return (found ? s->origins[o].nparked : 0);
+}
+
+/* A cluster has a handful of origins: a linear scan is the fast path. */
+static size_t
+origin_find(const struct store *s, const char *origin, int *found)
+{
+	size_t	 i;
+
+	for (i = 0; i < s->norigins; i++)
+		if (strcmp(s->origins[i].name, origin) == 0) {
+			*found = 1;
+			return (i);
+		}
+	*found = 0;
+	return (0);
+}
+
+static size_t
+origin_add(struct store *s, const char *origin)
+{
+	struct store_origin	*so;
+
+	s->origins = xreallocarray(s->origins, s->norigins + 1,
+	    sizeof(*s->origins));
+	so = &s->origins[s->norigins];
+	memset(so, 0, sizeof(*so));
+	snprintf(so->name, sizeof(so->name), "%s", origin);
+	so->local = origin_is_local_only(origin);
+	return (s->norigins++);
+}
+
+/* Client ids. */
+
+static void
+cid_put(struct cid_slot *tab, size_t cap, uint64_t hash, uint64_t ref)
+{
+	size_t	 i = hash & (cap - 1);
+
+	while (tab[i].hash != 0)
+		i = (i + 1) & (cap - 1);
+	tab[i].hash = hash;
+	tab[i].ref = ref;
+}
+
+/* Keep the load under 75%; several refs may share a hash. */
+static void
+cid_add(struct store *s, uint64_t hash, uint64_t ref)
+{
+	struct cid_slot	*tab;
+	size_t		 cap, i;
+
+	if ((s->ncid + 1) * 4 > s->cidcap * 3) {
+		cap = s->cidcap == 0 ? CID_MIN_SLOTS : s->cidcap * 2;
+		tab = xcalloc(cap, sizeof(*tab));
+		for (i = 0; i < s->cidcap; i++)
+			if (s->cidtab[i].hash != 0)
+				cid_put(tab, cap, s->cidtab[i].hash,
+				    s->cidtab[i].ref);
+		free(s->cidtab);
+		s->cidtab = tab;
+		s->cidcap = cap;
+	}
+	cid_put(s->cidtab, s->cidcap, hash, ref);
+	s->ncid++;
+}
+
+/* Reading messages back. */
+
+/* Message i of origin o into the scratch message; NULL if unreadable. */
+static const struct nt_msg *
+store_read(struct store *s, size_t o, uint64_t i)
+{
+	const struct store_ent	*e = ent_at(&s->origins[o], i);
+	msgpack_zone		 zone;
+	msgpack_object		 obj;
+	const char		*payload;
+	size_t			 used = 0;
+	uint32_t		 len = e->at & LEN_MASK;
+	int			 ok;
+
+	msg_clear(&s->scratch);
+	if (journal_read(s->journal, (off_t)(e->at >> LEN_BITS), len,
+	    &payload) == -1)
+		goto bad;
+	msgpack_zone_init(&zone, 1024);
+	ok = msgpack_unpack(payload, len, &used, &zone, &obj) ==
+	    MSGPACK_UNPACK_SUCCESS && used == len &&
+	    msg_unpack(&obj, &s->scratch) == 0;
+	msgpack_zone_destroy(&zone);
+	if (ok)
+		return (&s->scratch);
+bad:
+	/* The disk failed us since the start: say so, at most each second. */
+	if (now_ms() - s->warned_ms >= 1000) {
+		s->warned_ms = now_ms();
+		log_warnx("%s: the record of %s-%llu at offset %llu cannot be "
+		    "read back (damaged?); it is skipped",
+		    journal_path(s->journal), s->origins[o].name,
+		    (unsigned long long)(i + 1),
+		    (unsigned long long)(e->at >> LEN_BITS));
+	}
+	return (NULL);
 }
 
 const struct nt_msg *
-store_at(const struct store *s, size_t i)
+store_lookup(struct store *s, const char *origin, uint64_t seq)
 {
-	if (i >= s->nmsgs)
+	size_t	 o;
+	int	 found;
+
+	o = origin_find(s, origin, &found);
+	if (!found || seq == 0 || seq > s->origins[o].n)
 		return (NULL);
-	return (s->msgs[i]);
+	return (store_read(s, o, seq - 1));
+}
+
+const struct nt_msg *
+store_lookup_client_id(struct store *s, const char *origin,
+    const char *client_id)
+{
+	const struct nt_msg	*m;
+	uint64_t		 hash = msg_cid_hash(origin, client_id);
+	size_t			 i, o;
+
+	if (s->cidcap == 0 || hash == 0)
+		return (NULL);
+	for (i = hash & (s->cidcap - 1); s->cidtab[i].hash != 0;
+	    i = (i + 1) & (s->cidcap - 1)) {
+		if (s->cidtab[i].hash != hash)
+			continue;
+		o = s->cidtab[i].ref >> 48;
+		if (strcmp(s->origins[o].name, origin) != 0)
+			continue;
+		/* The hash says maybe; the record says yes. */
+		m = store_read(s, o, (s->cidtab[i].ref & 0xffffffffffffULL) - 1);
+		if (m != NULL && m->client_id != NULL &&
+		    strcmp(m->client_id, client_id) == 0)
+			return (m);
+	}
+	return (NULL);
+}
+
+uint64_t
+store_count(const struct store *s)
+{
+	return (s->count);
 }
 
 const struct nt_have *
@@ -559,33 +517,28 @@ store_lamport(const struct store *s)
 	return (s->lamport);
 }
 
-const struct nt_msg *
-store_lookup(const struct store *s, const char *origin, uint64_t seq)
+void
+store_release(struct store *s, const char *origin, uint64_t seq)
 {
-	const struct store_origin	*o;
+	struct store_origin	*so;
+	size_t			 o;
+	int			 found;
 
-	if ((o = store_origin_get(s, origin)) == NULL || seq == 0 ||
-	    seq > o->n)
-		return (NULL);
-	return (o->byseq[seq - 1]);
-}
-
-const struct nt_msg *
-store_lookup_client_id(const struct store *s, const char *origin,
-    const char *client_id)
-{
-	if (s->cidcap == 0 || client_id == NULL)
-		return (NULL);
-	return (*cid_slot(s->cidtab, s->cidcap, origin, client_id));
+	o = origin_find(s, origin, &found);
+	if (!found)
+		return;
+	so = &s->origins[o];
+	if (seq > so->n)
+		seq = so->n;
+	if (seq > so->nrel)
+		so->nrel = seq;
 }
 
 /*
  * Cursors: a position per origin (how many of its messages lie behind the
- * cursor).  Each origin's messages sort by seq in the cluster order too
- * (an origin gives each message a clock above its last one), so the next
- * message in the cluster order is the least of the origins' next ones: a
- * merge of a handful of arrays.  A message stored later behind the cursor
- * (a late one with a small clock) is simply the next one then.
+ * cursor), and for a page of history a stop per origin.  A message stored
+ * later behind the cursor (a late one with a small clock) is simply the
+ * next one then.
  */
 void
 store_cursor_init(struct store_cursor *c, const struct nt_have *from,
@@ -601,6 +554,7 @@ void
 store_cursor_clear(struct store_cursor *c)
 {
 	free(c->pos);
+	free(c->stop);
 	have_clear(&c->from);
 	memset(c, 0, sizeof(*c));
 }
@@ -614,38 +568,223 @@ cursor_extend(const struct store *s, struct store_cursor *c)
 	if (c->npos == s->norigins)
 		return;
 	c->pos = xreallocarray(c->pos, s->norigins, sizeof(*c->pos));
-	for (i = c->npos; i < s->norigins; i++)
+	if (c->stop != NULL)
+		c->stop = xreallocarray(c->stop, s->norigins,
+		    sizeof(*c->stop));
+	for (i = c->npos; i < s->norigins; i++) {
 		c->pos[i] = have_get(&c->from, s->origins[i].name);
+		if (c->stop != NULL)
+			c->stop[i] = 0;	/* a page never reaches new origins */
+	}
 	c->npos = s->norigins;
 }
 
 static int
-cursor_skips(const struct store_cursor *c, const struct store_origin *o)
+cursor_skips(const struct store_cursor *c, const struct store_origin *so)
 {
-	return ((c->flags & CURSOR_NO_LOCAL) && o->local);
+	return ((c->flags & CURSOR_NO_LOCAL) && so->local);
+}
+
+/* How far origin i may go: released, and short of a page's stop. */
+static uint64_t
+cursor_limit(const struct store *s, const struct store_cursor *c, size_t i)
+{
+	uint64_t	 lim = s->origins[i].nrel;
+
+	if (c->stop != NULL && c->stop[i] < lim)
+		lim = c->stop[i];
+	return (lim);
+}
+
+/* (lamport, origin, seq) of entry i of origin o against another's. */
+static int
+ent_cmp(const struct store *s, size_t o, uint64_t i, size_t p, uint64_t j)
+{
+	const struct store_ent	*a = ent_at(&s->origins[o], i);
+	const struct store_ent	*b = ent_at(&s->origins[p], j);
+	int			 r;
+
+	if (a->lamport != b->lamport)
+		return (a->lamport < b->lamport ? -1 : 1);
+	if ((r = strcmp(s->origins[o].name, s->origins[p].name)) != 0)
+		return (r);
+	return (i < j ? -1 : i > j);
+}
+
+/* The origin of the next message, or -1 at the end; advances. */
+static ssize_t
+cursor_step(struct store *s, struct store_cursor *c)
+{
+	ssize_t	 best = -1;
+	size_t	 i;
+
+	cursor_extend(s, c);
+	for (i = 0; i < s->norigins; i++) {
+		if (c->pos[i] >= cursor_limit(s, c, i) ||
+		    cursor_skips(c, &s->origins[i]))
+			continue;
+		if (best == -1 || ent_cmp(s, i, c->pos[i], best,
+		    c->pos[best]) < 0)
+			best = i;
+	}
+	if (best != -1)
+		c->pos[best]++;
+	return (best);
 }
 
 const struct nt_msg *
 store_cursor_next(struct store *s, struct store_cursor *c)
 {
-	const struct store_origin	*o;
-	const struct nt_msg		*m, *best = NULL;
-	size_t				 i, bi = 0;
+	const struct nt_msg	*m;
+	ssize_t			 o;
+
+	while ((o = cursor_step(s, c)) != -1)
+		if ((m = store_read(s, o, c->pos[o] - 1)) != NULL)
+			return (m);
+	return (NULL);
+}
+
+/*
+ * The next message's record payload as it is in the log (a msg_pack()
+ * map, what the channel carries): 1, or 0 at the end.
+ */
+int
+store_cursor_next_raw(struct store *s, struct store_cursor *c,
+    const char **payload, size_t *len)
+{
+	const struct store_ent	*e;
+	ssize_t			 o;
+
+	while ((o = cursor_step(s, c)) != -1) {
+		e = ent_at(&s->origins[o], c->pos[o] - 1);
+		*len = e->at & LEN_MASK;
+		if (journal_read(s->journal, (off_t)(e->at >> LEN_BITS),
+		    *len, payload) == 0)
+			return (1);
+		(void)store_read(s, o, c->pos[o] - 1);	/* logs it */
+	}
+	return (0);
+}
+
+/* Step back: the origin of the message before the cursor, or -1. */
+static ssize_t
+cursor_back(const struct store *s, struct store_cursor *c)
+{
+	ssize_t	 best = -1;
+	size_t	 i;
+
+	for (i = 0; i < s->norigins; i++) {
+		if (c->pos[i] <= have_get(&c->from, s->origins[i].name) ||
+		    cursor_skips(c, &s->origins[i]))
+			continue;
+		if (best == -1 || ent_cmp(s, i, c->pos[i] - 1, best,
+		    c->pos[best] - 1) > 0)
+			best = i;
+	}
+	if (best != -1)
+		c->pos[best]--;
+	return (best);
+}
+
+/* Back n messages from where the cursor is; 1 when older ones remain. */
+static int
+cursor_rewind(const struct store *s, struct store_cursor *c, uint64_t n)
+{
+	uint64_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (cursor_back(s, c) == -1)
+			return (0);
+	for (i = 0; i < s->norigins; i++)
+		if (c->pos[i] > have_get(&c->from, s->origins[i].name) &&
+		    !cursor_skips(c, &s->origins[i]))
+			return (1);
+	return (0);
+}
+
+/*
+ * Put the cursor n messages before the end (n 0: at the start).  Returns
+ * 1 when older messages than those n exist.
+ */
+int
+store_cursor_newest(struct store *s, struct store_cursor *c, uint64_t n)
+{
+	size_t	 i;
 
 	cursor_extend(s, c);
-	for (i = 0; i < s->norigins; i++) {
-		o = &s->origins[i];
-		if (c->pos[i] >= o->nrel || cursor_skips(c, o))
-			continue;
-		m = o->byseq[c->pos[i]];
-		if (best == NULL || msg_cmp_order(m, best) < 0) {
-			best = m;
-			bi = i;
-		}
+	if (n == 0)
+		return (0);
+	for (i = 0; i < s->norigins; i++)
+		c->pos[i] = s->origins[i].nrel;
+	return (cursor_rewind(s, c, n));
+}
+
+/* Entry i of origin o against the place (lamport, origin, seq): <0, 0, >0. */
+static int
+ent_cmp_key(const struct store *s, size_t o, uint64_t i, uint64_t lamport,
+    const char *origin, uint64_t seq)
+{
+	const struct store_ent	*a = ent_at(&s->origins[o], i);
+	int			 r;
+
+	if (a->lamport != lamport)
+		return (a->lamport < lamport ? -1 : 1);
+	if ((r = strcmp(s->origins[o].name, origin)) != 0)
+		return (r);
+	return (i + 1 < seq ? -1 : i + 1 > seq);
+}
+
+/*
+ * How many of origin o's released messages sort before the place
+ * (lamport, origin, seq): a binary search, each origin's entries being in
+ * the cluster order.
+ */
+static uint64_t
+count_before(const struct store *s, size_t o, uint64_t lamport,
+    const char *origin, uint64_t seq)
+{
+	const struct store_origin	*so = &s->origins[o];
+	uint64_t			 lo = 0, hi = so->nrel, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (ent_cmp_key(s, o, mid, lamport, origin, seq) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	if (best != NULL)
-		c->pos[bi]++;
-	return (best);
+	return (lo);
+}
+
+/*
+ * A page of history: the limit messages just before (origin, seq), which
+ * the cursor returns oldest first and stops after.  A message this node
+ * holds is placed by its own clock; one it does not hold (a client that
+ * came from a node ahead of this one) by the lamport the client gives, and
+ * without one (0) it stands for the end.  Returns 1 when older messages
+ * exist.
+ */
+int
+store_cursor_before(struct store *s, struct store_cursor *c,
+    const char *origin, uint64_t seq, uint64_t lamport, uint64_t limit)
+{
+	size_t	 i, xo;
+	int	 found;
+
+	cursor_extend(s, c);
+	c->stop = xreallocarray(c->stop, c->npos, sizeof(*c->stop));
+	if (origin == NULL)
+		origin = "";
+	xo = origin_find(s, origin, &found);
+	if (found && seq >= 1 && seq <= s->origins[xo].nrel)
+		lamport = ent_at(&s->origins[xo], seq - 1)->lamport;
+	for (i = 0; i < s->norigins; i++) {
+		c->stop[i] = lamport > 0 && *origin != '\0' ?
+		    count_before(s, i, lamport, origin, seq) :
+		    s->origins[i].nrel;
+		c->pos[i] = c->stop[i];
+	}
+	return (cursor_rewind(s, c, limit));
 }
 
 /* The reader holds `have` already: skip what it names. */
@@ -685,26 +824,79 @@ store_cursor_have(const struct store *s, struct store_cursor *c,
 uint64_t
 store_cursor_left(const struct store *s, struct store_cursor *c)
 {
-	uint64_t	 n = 0;
+	uint64_t	 n = 0, lim;
 	size_t		 i;
 
 	cursor_extend(s, c);
-	for (i = 0; i < s->norigins; i++)
-		if (s->origins[i].nrel > c->pos[i] &&
-		    !cursor_skips(c, &s->origins[i]))
-			n += s->origins[i].nrel - c->pos[i];
+	for (i = 0; i < s->norigins; i++) {
+		lim = cursor_limit(s, c, i);
+		if (lim > c->pos[i] && !cursor_skips(c, &s->origins[i]))
+			n += lim - c->pos[i];
+	}
 	return (n);
 }
 
-void
-store_release(struct store *s, const char *origin, uint64_t seq)
-{
-	struct store_origin	*o;
+/* The log. */
 
-	if ((o = store_origin_get(s, origin)) == NULL)
-		return;
-	if (seq > o->n)
-		seq = o->n;
-	if (seq > o->nrel)
-		o->nrel = seq;
+int
+store_sync(struct store *s)
+{
+	return (journal_sync(s->journal));
+}
+
+int
+store_dirty(const struct store *s)
+{
+	return (journal_dirty(s->journal));
+}
+
+const char *
+store_path(const struct store *s)
+{
+	return (journal_path(s->journal));
+}
+
+off_t
+store_log_size(const struct store *s)
+{
+	return (journal_size(s->journal));
+}
+
+/* Whether open found damage: what it held must come back from peers. */
+int
+store_was_cut(const struct store *s)
+{
+	return (journal_damage(s->journal) != NULL);
+}
+
+/*
+ * Why this node may lack messages of its own origin that others hold (and
+ * so must hear its peers before it numbers one), or NULL.
+ */
+const char *
+store_doubt(const struct store *s)
+{
+	if (journal_damage(s->journal) != NULL)
+		return (journal_damage(s->journal));
+	if (journal_recovering(s->journal))
+		return ("a recovery was under way when the node stopped");
+	if (journal_unclean_none(s->journal))
+		return ("the node did not stop cleanly, and with fsync = "
+		    "\"none\" acknowledged messages may not have reached "
+		    "the disk");
+	if (s->count == 0)
+		return ("the log is empty");
+	return (NULL);
+}
+
+int
+store_set_recovering(struct store *s, int on, char **cause)
+{
+	return (journal_set_recovering(s->journal, on, cause));
+}
+
+int
+store_stop(struct store *s, char **cause)
+{
+	return (journal_stop(s->journal, cause));
 }

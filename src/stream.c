@@ -35,7 +35,7 @@
 #define HASH_MIN		64
 
 enum stream_kind {
-	STREAM_HISTORY,		/* to a client, by conn */
+	STREAM_HISTORY,		/* to a client, by conn: a join, or a page */
 	STREAM_CATCHUP		/* to a peer, by peer and link */
 };
 
@@ -47,6 +47,8 @@ struct stream {
 	struct store_cursor	 cur;
 	uint64_t		 count;		/* messages sent */
 	int			 recovered;	/* for CH_JOINED */
+	int			 older;		/* ... and older ones exist */
+	int			 page;		/* ends with CH_PAGE_END */
 	int			 waiting;	/* a chunk is out: wait for more */
 	int			 blocked;	/* on the blocked queue */
 	struct stream		*hnext;		/* history: hash chain */
@@ -186,11 +188,18 @@ stream_end(struct stream *st)
 	struct chan_frame	 f;
 	struct nt_have		 sent = { NULL, 0 };
 
-	if (st->kind == STREAM_HISTORY) {
-		frame_begin(&f, CH_JOINED, 3);
+	if (st->kind == STREAM_HISTORY && st->page) {
+		frame_begin(&f, CH_PAGE_END, 3);
+		frame_u64(&f, "conn", st->conn);
+		frame_u64(&f, "count", st->count);
+		frame_bool(&f, "older", st->older);
+		chan_send(M.ws.ch, &f);
+	} else if (st->kind == STREAM_HISTORY) {
+		frame_begin(&f, CH_JOINED, 4);
 		frame_u64(&f, "conn", st->conn);
 		frame_u64(&f, "count", st->count);
 		frame_bool(&f, "recovered", st->recovered);
+		frame_bool(&f, "older", st->older);
 		chan_send(M.ws.ch, &f);
 	} else {
 		store_cursor_have(M.store, &st->cur, &sent);
@@ -217,22 +226,27 @@ stream_send(struct stream *st, const struct chan_batch *b)
 	chan_send(stream_worker(st)->ch, &f);
 }
 
-/* The next chunk, or the end. */
+/*
+ * The next chunk, or the end.  The log's records are the channel's form
+ * of a message already: they go out as they are, never decoded here.
+ */
 static void
 stream_chunk(struct stream *st)
 {
-	const struct nt_msg	*m = NULL;
 	struct chan_batch	 b;
+	const char		*payload;
+	size_t			 len;
+	int			 more = 1;
 
 	batch_init(&b);
 	while (b.n < STREAM_CHUNK_MSGS && b.sb.size < STREAM_CHUNK_BYTES &&
-	    (m = store_cursor_next(M.store, &st->cur)) != NULL)
-		batch_add(&b, m);
+	    (more = store_cursor_next_raw(M.store, &st->cur, &payload, &len)))
+		batch_add_raw(&b, payload, len);
 	if (b.n > 0)
 		stream_send(st, &b);
 	st->count += b.n;
 	batch_clear(&b);
-	if (m == NULL)
+	if (!more)
 		stream_end(st);
 	else
 		st->waiting = 1;
@@ -273,25 +287,56 @@ stream_drain(struct chan *ch, void *arg)
 }
 
 /*
- * A join: the history from since on, then CH_JOINED.  A join on a
- * connection that still streams replaces that stream (the ws worker
- * refuses it first, so this only happens across its restart).
+ * A history stream for conn.  One on a connection that still streams is
+ * replaced (the ws worker refuses it first, so this only happens across
+ * its restart).
  */
-void
-stream_join(uint64_t conn, const struct nt_have *since, int recovered)
+static struct stream *
+history_new(uint64_t conn, const struct nt_have *from)
 {
 	struct stream	*st;
 
 	if ((st = history_find(conn)) != NULL)
 		stream_free(st);
-	st = stream_new(STREAM_HISTORY, since, 0);
+	st = stream_new(STREAM_HISTORY, from, 0);
 	st->conn = conn;
-	st->recovered = recovered;
 	if ((S.hn + 1) * 2 > S.hcap)
 		hash_grow();
 	st->hnext = S.htab[hash_conn(conn, S.hcap)];
 	S.htab[hash_conn(conn, S.hcap)] = st;
 	S.hn++;
+	return (st);
+}
+
+/*
+ * A join: the history after since, then CH_JOINED.  Without since, the
+ * newest `newest` messages (0: all), and CH_JOINED says whether older
+ * ones exist.
+ */
+void
+stream_join(uint64_t conn, const struct nt_have *since, int recovered,
+    uint64_t newest)
+{
+	struct stream	*st;
+
+	st = history_new(conn, since);
+	st->recovered = recovered;
+	if (since == NULL)
+		st->older = store_cursor_newest(M.store, &st->cur, newest);
+	stream_pump(st);
+}
+
+/* A page: limit messages before (origin, seq), oldest first. */
+void
+stream_page(uint64_t conn, const char *origin, uint64_t seq,
+    uint64_t lamport, uint64_t limit)
+{
+	struct stream	*st;
+
+	st = history_new(conn, NULL);
+	st->page = 1;
+	st->older = store_cursor_before(M.store, &st->cur, origin, seq,
+	    lamport, limit);
 	stream_pump(st);
 }
 

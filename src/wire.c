@@ -22,17 +22,19 @@ struct wire_err {
 enum wire_key {
 	K_TYPE, K_FROM, K_TO, K_TEXT, K_ID, K_CLIENT_ID, K_REPLICATED,
 	K_ORIGIN, K_SEQ, K_LAMPORT, K_TS, K_AFTER, K_SINCE, K_HAVE, K_AUTH,
-	K_CODE, K_MESSAGE, K_NODE, K_COUNT, K_RECOVERED, K_CLUSTER, K_NKEYS
+	K_CODE, K_MESSAGE, K_NODE, K_COUNT, K_RECOVERED, K_CLUSTER, K_OLDER,
+	K_BEFORE, K_LIMIT, K_NKEYS
 };
 
 static const char *const wire_keys[K_NKEYS] = {
 	"type", "from", "to", "text", "id", "client_id", "replicated",
 	"origin", "seq", "lamport", "ts", "after", "since", "have", "auth",
-	"code", "message", "node", "count", "recovered", "cluster"
+	"code", "message", "node", "count", "recovered", "cluster", "older",
+	"before", "limit"
 };
 
 static const size_t wire_keylen[K_NKEYS] = {
-	4, 4, 2, 4, 2, 9, 10, 6, 3, 7, 2, 5, 5, 4, 4, 4, 7, 4, 5, 9, 7
+	4, 4, 2, 4, 2, 9, 10, 6, 3, 7, 2, 5, 5, 4, 4, 4, 7, 4, 5, 9, 7, 5, 6, 5
 };
 
 struct frame {
@@ -292,6 +294,61 @@ wire_origin_cap(size_t nnodes)
 	return (2 * nnodes + WIRE_ORIGIN_SLACK);
 }
 
+/* The members of an object value, sorted as frame_read() does. */
+static void
+frame_read_val(const struct json_val *v, struct frame *f)
+{
+	struct json_iter	 it;
+	struct json_val		 k, kv;
+	int			 i;
+
+	memset(f, 0, sizeof(*f));
+	json_object_val(v, &it);
+	while (json_member(&it, &k, &kv) == 1) {
+		for (i = 0; i < K_NKEYS; i++) {
+			if (json_key_is(&k, wire_keys[i])) {
+				if (f->v[i].type == JSON_NONE)
+					f->v[i] = kv;
+				break;
+			}
+		}
+	}
+}
+
+/*
+ * {"type":"history","before":{"origin":"A","seq":17,"lamport":42},
+ * "limit":100}; lamport is optional.
+ */
+static int
+parse_history(const struct frame *o, struct wire_in *w, struct wire_err *e)
+{
+	const struct json_val	*b = &o->v[K_BEFORE];
+	struct frame		 bf;
+	char			*origin = NULL;
+
+	if (get_uint(o, K_LIMIT, 0, &w->limit, NULL, e) == -1)
+		return (-1);
+	if (b->type == JSON_NONE || b->type == JSON_NULL)
+		return (0);
+	if (b->type != JSON_OBJECT)
+		return (fail(e, "bad_field", "'%s' must be an object",
+		    "before"));
+	frame_read_val(b, &bf);
+	if (get_str(&bf, K_ORIGIN, 1, NT_ORIGIN_MAX, &origin, e) == -1 ||
+	    get_uint(&bf, K_SEQ, 1, &w->msg.seq, NULL, e) == -1 ||
+	    get_uint(&bf, K_LAMPORT, 0, &w->msg.lamport, NULL, e) == -1) {
+		free(origin);
+		return (-1);
+	}
+	snprintf(w->msg.origin, sizeof(w->msg.origin), "%s", origin);
+	free(origin);
+	if (!valid_origin(w->msg.origin) || w->msg.seq == 0)
+		return (fail(e, "bad_field", "'%s' must name a message",
+		    "before"));
+	w->has_before = 1;
+	return (0);
+}
+
 static int
 parse_body(const struct frame *o, const char *type,
     const struct wire_limits *lim, struct wire_in *w, struct wire_err *e)
@@ -341,9 +398,20 @@ parse_body(const struct frame *o, const char *type,
 	if (strcmp(type, "joined") == 0) {
 		w->type = WIRE_JOINED;
 		if (get_str(o, K_NODE, 0, 0, &w->node, e) == -1 ||
-		    get_uint(o, K_COUNT, 0, &w->count, NULL, e) == -1)
+		    get_uint(o, K_COUNT, 0, &w->count, NULL, e) == -1 ||
+		    get_bool(o, K_OLDER, &w->older, e) == -1)
 			return (-1);
 		return (get_bool(o, K_RECOVERED, &w->recovered, e));
+	}
+	if (strcmp(type, "history") == 0) {
+		w->type = WIRE_HISTORY;
+		return (parse_history(o, w, e));
+	}
+	if (strcmp(type, "history_end") == 0) {
+		w->type = WIRE_HISTORY_END;
+		if (get_uint(o, K_COUNT, 0, &w->count, NULL, e) == -1)
+			return (-1);
+		return (get_bool(o, K_OLDER, &w->older, e));
 	}
 	return (fail(e, "bad_type", "unknown type '%s'", type));
 }
@@ -576,7 +644,7 @@ wire_join(const char *from, const struct nt_have *since)
 }
 
 char *
-wire_joined(const char *node, uint64_t count, int recovered)
+wire_joined(const char *node, uint64_t count, int recovered, int older)
 {
 	struct json_out	 o = JSON_OUT_INIT;
 
@@ -584,5 +652,41 @@ wire_joined(const char *node, uint64_t count, int recovered)
 	json_add_str(&o, "node", node);
 	json_add_uint(&o, "count", count);
 	json_add_bool(&o, "recovered", recovered);
+	json_add_bool(&o, "older", older);
+	return (frame_done(&o));
+}
+
+/*
+ * A page request: limit messages before m (NULL: the newest); m's lamport
+ * places it where the node does not hold it.
+ */
+char *
+wire_history(const struct nt_msg *m, uint64_t limit)
+{
+	struct json_out	 o = JSON_OUT_INIT;
+
+	frame_new(&o, "history");
+	if (m != NULL) {
+		json_key(&o, "before");
+		json_begin(&o);
+		json_add_str(&o, "origin", m->origin);
+		json_add_uint(&o, "seq", m->seq);
+		if (m->lamport > 0)
+			json_add_uint(&o, "lamport", m->lamport);
+		json_end(&o);
+	}
+	if (limit > 0)
+		json_add_uint(&o, "limit", limit);
+	return (frame_done(&o));
+}
+
+char *
+wire_history_end(uint64_t count, int older)
+{
+	struct json_out	 o = JSON_OUT_INIT;
+
+	frame_new(&o, "history_end");
+	json_add_uint(&o, "count", count);
+	json_add_bool(&o, "older", older);
 	return (frame_done(&o));
 }

@@ -17,7 +17,9 @@ enum wire_type {
 	WIRE_SYNC,
 	WIRE_ACK,
 	WIRE_ERROR,
-	WIRE_JOINED
+	WIRE_JOINED,
+	WIRE_HISTORY,		/* a page of older history, before msg */
+	WIRE_HISTORY_END
 };
 
 struct wire_in {
@@ -38,8 +40,11 @@ struct wire_in {
 	char		*code;		/* error */
 	char		*message;	/* error */
 	int		 recovered;	/* joined */
-	uint64_t	 count;		/* joined */
+	uint64_t	 count;		/* joined, history_end */
 	char		*node;		/* joined */
+	int		 older;		/* joined, history_end */
+	int		 has_before;	/* history: msg.origin, msg.seq */
+	uint64_t	 limit;		/* history: 0 when not given */
 };
 
 /*
@@ -83,6 +88,9 @@ char	*wire_hello(const char *from, const char *to, int64_t ts,
 	    const char *auth);
 char	*wire_sync(const char *from, const struct nt_have *);
 char	*wire_join(const char *from, const struct nt_have *since);
-char	*wire_joined(const char *node, uint64_t count, int recovered);
+char	*wire_joined(const char *node, uint64_t count, int recovered,
+	    int older);
+char	*wire_history(const struct nt_msg *before, uint64_t limit);
+char	*wire_history_end(uint64_t count, int older);
 
 #endif /* WIRE_H */

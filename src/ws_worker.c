@@ -50,6 +50,8 @@
  * not read holds a chunk or two here and nothing more.
  */
 #define HISTORY_LOW		(32 * 1024)
+#define HISTORY_PAGE_DEFAULT	100	/* a history request's limit */
+#define HISTORY_PAGE_MAX	1000
 /* Free heap kept rather than returned to the kernel (see mallopt(3)). */
 #define WS_TRIM_THRESHOLD	(16 * 1024 * 1024)
 
@@ -407,8 +409,8 @@ on_join(struct conn *c, struct wire_in *w)
 
 	/* One history at a time: a client cannot make us queue many. */
 	if (c->streaming) {
-		send_error(c, "busy", "a join is still sending its history on "
-		    "this connection");
+		send_error(c, "busy", "a join or a history request is still "
+		    "sending on this connection");
 		return;
 	}
 	if (!c->joined && W.njoined >= (size_t)W.max_clients) {
@@ -424,6 +426,41 @@ on_join(struct conn *c, struct wire_in *w)
 	frame_u64(&f, "conn", c->id);
 	if (w->has_since)
 		frame_have(&f, "since", &w->have);
+	chan_send(W.ch, &f);
+}
+
+/* A page of older history, before a message; pushes go on meanwhile. */
+static void
+on_history_req(struct conn *c, struct wire_in *w)
+{
+	struct chan_frame	 f;
+	uint64_t		 limit = w->limit;
+
+	if (c->streaming) {
+		send_error(c, "busy", "a join or a history request is still "
+		    "sending on this connection");
+		return;
+	}
+	/* A reader that has not joined counts as a client while it reads. */
+	if (!c->joined && W.njoined >= (size_t)W.max_clients) {
+		send_error(c, "too_many_clients", "max_clients reached; try "
+		    "again later");
+		conn_close(c, 1013, "try again later");
+		return;
+	}
+	if (limit == 0)
+		limit = HISTORY_PAGE_DEFAULT;
+	if (limit > HISTORY_PAGE_MAX)
+		limit = HISTORY_PAGE_MAX;
+	conn_set_join(c, c->joined, 1);
+	frame_begin(&f, CH_PAGE, w->has_before ? 5 : 2);
+	frame_u64(&f, "conn", c->id);
+	frame_u64(&f, "limit", limit);
+	if (w->has_before) {
+		frame_str(&f, "origin", w->msg.origin);
+		frame_u64(&f, "seq", w->msg.seq);
+		frame_u64(&f, "lamport", w->msg.lamport);
+	}
 	chan_send(W.ch, &f);
 }
 
@@ -546,6 +583,9 @@ on_text(struct ws_conn *ws, const char *buf, size_t len, void *arg)
 	case WIRE_JOIN:
 		c->active = 1;
 		on_join(c, &w);
+		break;
+	case WIRE_HISTORY:
+		on_history_req(c, &w);
 		break;
 	case WIRE_HELLO:
 		on_hello(c, &w);
@@ -798,18 +838,38 @@ on_joined(const msgpack_object *o)
 {
 	struct conn	*c;
 	uint64_t	 count = 0;
-	int		 recovered = 1;
+	int		 recovered = 1, older = 0;
 
 	if ((c = frame_conn(o)) == NULL)
 		return;
 	frame_get_u64(o, "count", &count);
 	frame_get_bool(o, "recovered", &recovered);
+	frame_get_bool(o, "older", &older);
 	conn_set_join(c, 1, 0);
 	c->want_more = 0;
-	conn_send(c, wire_joined(W.conf->node_id, count, recovered));
+	conn_send(c, wire_joined(W.conf->node_id, count, recovered, older));
 	if (c->cluster && W.cluster != NULL)
 		conn_send(c, xstrdup(W.cluster));
 	if (c->ws != NULL)
+		c->allowance = ws_conn_pending(c->ws);
+}
+
+/* A page's last chunk went out. */
+static void
+on_page_end(const msgpack_object *o)
+{
+	struct conn	*c;
+	uint64_t	 count = 0;
+	int		 older = 0;
+
+	if ((c = frame_conn(o)) == NULL)
+		return;
+	frame_get_u64(o, "count", &count);
+	frame_get_bool(o, "older", &older);
+	conn_set_join(c, c->joined, 0);
+	c->want_more = 0;
+	conn_send(c, wire_history_end(count, older));
+	if (c->ws != NULL && c->joined)
 		c->allowance = ws_conn_pending(c->ws);
 }
 
@@ -1053,6 +1113,9 @@ ws_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 		break;
 	case CH_JOINED:
 		on_joined(o);
+		break;
+	case CH_PAGE_END:
+		on_page_end(o);
 		break;
 	case CH_PUSH:
 		on_push(o);

@@ -57,7 +57,7 @@ struct conn {
 	int64_t			 since_ms;	/* the clock its timeouts run on */
 	size_t			 allowance;	/* history queued when it joined */
 	unsigned		 joined:1;	/* gets pushed messages */
-	unsigned		 streaming:1;	/* its history is coming */
+	unsigned		 streaming:1;	/* its history (or a page) is coming */
 	unsigned		 want_more:1;	/* ... next chunk once drained */
 	unsigned		 cluster:1;	/* ... and "cluster" frames */
 	unsigned		 closing:1;	/* close sent: send nothing */

@@ -28,6 +28,7 @@
     nodes: $('nodes'), retry: $('retry'), list: $('messages'), jump: $('jump'),
     toasts: $('toasts'), announce: $('announce'), form: $('composer'),
     name: $('name'), text: $('text'), send: $('send'), hint: $('hint'),
+    older: $('older'),
   };
 
   const BACKOFF_BASE = 1000;    // first retry after 0.5-1 s
@@ -36,6 +37,7 @@
   const OPEN_TIMEOUT = 10000;   // a handshake that hangs counts as a failure
   const HOME_PROBE = 5000;      // away from home: is it back?
   const NAME_MAX_BYTES = 64;    // NT_FROM_MAX on the node
+  const PAGE = 100;             // older messages fetched per history request
   const TITLE = document.title;
   // Errors that sending the same chat again cannot cure.
   const FINAL_ERRORS = new Set(['too_long', 'bad_field', 'missing_field',
@@ -69,6 +71,11 @@
   const order = [];             // records in display (cluster) order
   const seen = new Map();       // origin -> { hi, ahead:Set } for "since"
   let maxLamport = 0;           // newest message seen, sent as "after"
+  // Scrolling back: the first join brings the node's newest join_history
+  // messages; "older" says more exist, fetched a page at a time with
+  // "history" requests before the oldest message shown.
+  let older = false;
+  let paging = null;            // the message a page is before, while one comes
   let arrivals = 0;             // tie-breaker for records lacking lamport
 
   // Per tab: the UUIDs we sent (to recognise our echoes) and what is not yet
@@ -112,13 +119,14 @@
    * than the plain maximum: if seq 5 of B reached us before 4 (possible while
    * the node is still filling a gap), asking since B=5 would lose 4 forever.
    * Asking since B=3 only costs a duplicate, which dedup drops. */
-  function noteSeen(origin, seq) {
+  function noteSeen(origin, seq, old = false) {
     if (typeof origin !== 'string' || !Number.isSafeInteger(seq)) return;
     let s = seen.get(origin);
     if (!s) {
-      // The first history may legitimately start above seq 1; anything met
-      // after a join is new to us, so it must connect back to seq 1.
-      s = { hi: everJoined ? 0 : seq - 1, ahead: new Set() };
+      // The first history may legitimately start above seq 1, and so may
+      // a page of older ones; anything else met after a join is new to us,
+      // so it must connect back to seq 1.
+      s = { hi: everJoined && !old ? 0 : seq - 1, ahead: new Set() };
       seen.set(origin, s);
     }
     if (seq <= s.hi) return;
@@ -254,7 +262,16 @@
       Math.abs((cur.ts || 0) - (prev.ts || 0)) < 300000);
   }
 
-  function add(rec, { scroll = false } = {}) {
+  function add(rec, { scroll = false, old = false } = {}) {
+    if (old) {
+      // Older messages go in above what is read: keep it where it is.
+      const l = ui.list, h = l.scrollHeight, top = l.scrollTop;
+      rec.n = arrivals++;
+      build(rec);
+      place(rec);
+      l.scrollTop = top + (l.scrollHeight - h);
+      return;
+    }
     const stick = scroll || atBottom();
     rec.n = arrivals++;
     build(rec);
@@ -365,6 +382,41 @@
     saveOutbox();
   }
 
+  /* ---- scrolling back */
+  // The oldest stored message shown: what the next page comes before.
+  function oldestShown() {
+    return order.find((r) => !r.pending && typeof r.origin === 'string' &&
+      Number.isSafeInteger(r.seq) && Number.isSafeInteger(r.lamport));
+  }
+  function showOlder() {
+    ui.older.hidden = !older;
+    ui.older.disabled = !!paging || !live;
+    ui.older.textContent = paging ? 'Loading older messages…' : 'Load older messages';
+  }
+  function requestOlder() {
+    if (!older || paging || !live) return;
+    const r = oldestShown();
+    if (!r) return;
+    paging = { origin: r.origin, seq: r.seq, lamport: r.lamport };
+    ws.send(JSON.stringify({ type: 'history', before: paging, limit: PAGE }));
+    showOlder();
+  }
+  // A chat of the page under way sorts before what it was asked before.
+  function isPaged(f) {
+    return paging && Number.isSafeInteger(f.lamport) &&
+      cmp({ pending: false, lamport: f.lamport, origin: f.origin, seq: f.seq, n: 0 },
+        { pending: false, ...paging, n: 0 }) < 0;
+  }
+  function onHistoryEnd(f) {
+    paging = null;
+    older = !!f.older;
+    showOlder();
+    if (f.count) announce(`${f.count} older messages loaded.`);
+    // Still at the top, or the view not full yet: go on.
+    if (ui.list.scrollTop < 80 ||
+        ui.list.scrollHeight <= ui.list.clientHeight + 80) requestOlder();
+  }
+
   // Back into the box, to be shortened; the failed copy goes.
   function edit(rec) {
     discard(rec);
@@ -376,7 +428,8 @@
   /* ---- incoming frames */
   function onChat(f) {
     if (Number.isSafeInteger(f.lamport) && f.lamport > maxLamport) maxLamport = f.lamport;
-    noteSeen(f.origin, f.seq);
+    const old = isPaged(f);
+    noteSeen(f.origin, f.seq, old);
     // Messages without origin/seq (seed prototype) still get shown; their
     // content stands in for an identity so a replay does not duplicate them.
     const id = f.id != null ? String(f.id)
@@ -392,8 +445,8 @@
     const rec = { id, from: f.from, text: f.text, ts: f.ts, origin: f.origin,
       seq: f.seq, lamport: f.lamport, client_id: f.client_id, pending: false };
     byId.set(id, rec);
-    add(rec);
-    if (everJoined && document.hidden && !isOwn(rec)) {
+    add(rec, { old });
+    if (!old && everJoined && document.hidden && !isOwn(rec)) {
       unread++;
       showUnread();
     }
@@ -443,6 +496,8 @@
     ui.host.textContent = at;
     setState('live');
     ui.list.setAttribute('aria-busy', 'false');
+    // A rejoin (with since) says nothing about older messages.
+    if (!everJoined) older = !!f.older;
     if (at !== home) {
       const msg = `Node ${homeId ?? home} is unreachable: moved to node ${atNode}` +
         (f.count ? `, ${f.count} missed message${f.count === 1 ? '' : 's'} caught up.` : '.');
@@ -455,6 +510,9 @@
       announce(`Reconnected to node ${f.node}.` + (f.count ? ` ${f.count} new.` : ''));
     }
     everJoined = true;
+    showOlder();
+    // Too few to scroll: fetch older ones until the view is full.
+    if (ui.list.scrollHeight <= ui.list.clientHeight + 80) requestOlder();
     flush();
     if (atBottom()) toBottom();
   }
@@ -499,6 +557,7 @@
       case 'chat': onChat(f); break;
       case 'ack': onAck(f); break;
       case 'joined': onJoined(f); break;
+      case 'history_end': onHistoryEnd(f); break;
       case 'cluster': onCluster(f); break;
       case 'error': onError(f); break;
       default: break;   // newer node, newer frame types: ignore
@@ -538,6 +597,7 @@
     ws = sock;
     at = host;
     live = false;
+    paging = null;              // a page under way died with its socket
     inFlight.clear();
     sock.onmessage = (e) => {
       if (sock !== ws) return;
@@ -549,6 +609,8 @@
       if (sock !== ws) return;
       ws = null;
       live = false;
+      paging = null;
+      showOlder();
       inFlight.clear();
       stopProbe();
       for (const rec of byClient.values()) if (rec.pending) paint(rec);
@@ -709,7 +771,11 @@
     }
   });
   ui.text.addEventListener('input', autosize);
-  ui.list.addEventListener('scroll', () => { if (atBottom()) ui.jump.hidden = true; }, { passive: true });
+  ui.list.addEventListener('scroll', () => {
+    if (atBottom()) ui.jump.hidden = true;
+    if (ui.list.scrollTop < 80) requestOlder();   // scrolled to the top: older ones
+  }, { passive: true });
+  ui.older.addEventListener('click', requestOlder);
   ui.jump.addEventListener('click', toBottom);
   ui.retry.addEventListener('click', reconnectNow);
   window.addEventListener('online', reconnectNow);

@@ -21,9 +21,12 @@
 nt_need_websockets
 NT_NODES=(A B)
 nt_init flow
-# Part 3 sends 60 KB texts, past a 4 MiB backlog.
+# Part 3 sends 60 KB texts, past a 4 MiB backlog.  Part 2 stalls the
+# peer on purpose, for seconds on a loaded machine: the heartbeat must not
+# take that for a peer that is gone (4 s by default) and drop the link.
 nt_write_conf --set 'max_message_bytes = 60000;' \
-    --set 'worker_backlog_bytes = 4194304;'
+    --set 'worker_backlog_bytes = 4194304;' \
+    --set 'ping_timeout_ms = 60000;'
 # shellcheck source=acklib.sh source-path=SCRIPTDIR
 . "$(dirname "$0")/acklib.sh"
 N=12000		# 1 KB messages: 12 MB of history
@@ -50,8 +53,9 @@ ws=$(nt_worker_pid A ws)
 peer=$(nt_worker_pid A peer)
 lg A h --count "$N" --window 200 --size 1000 2>/dev/null
 check_eq "$N messages of 1 KB stored on A" "$N" "$(acked_n h)"
-check "the peer got them live" wait_until 60 \
-    test "$(grep -c '^A ' "$T/peer/got")" -ge "$N"
+# peer_got N: the peer received at least N chats of A (read anew each time).
+peer_got() { [ "$(grep -c '^A ' "$T/peer/got")" -ge "$1" ]; }
+check "the peer got them live" wait_until 60 peer_got "$N"
 
 # 1. Sixty joins, nothing read.
 for p in "$master" "$ws"; do hwm_reset "$p"; done
@@ -103,8 +107,8 @@ kill -STOP "$peer"
 lg A big --count 100 --window 20 --size 60000 2>/dev/null
 check_log A "the peer worker stopped reading its channel: it stopped reading (" "$mark"
 check_log A "bytes waiting); killing it (it restarts and resyncs)" "$mark"
-check "a new peer worker starts" wait_until 10 \
-    test -n "$(nt_worker_pid A peer "$mark")"
+new_peer_worker() { [ -n "$(nt_worker_pid A peer "$mark")" ]; }
+check "a new peer worker starts" wait_until 10 new_peer_worker
 check "the old one is gone" wait_until 5 nt_pid_gone "$peer"
 have_all() {
 	sed -n '/^-- sync$/,$p' "$T/peer/got" | grep -q "^A $((N + 5 + 100))$"

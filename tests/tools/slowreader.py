@@ -47,7 +47,9 @@ async def joins(a):
     ws = await websockets.connect(uri, max_size=None, max_queue=1,
                                   ping_interval=None, open_timeout=5)
     for _ in range(a.joins):
-        await ws.send(json.dumps({"type": "join", "from": "slow"}))
+        # since {}: the whole history, not the newest join_history
+        await ws.send(json.dumps({"type": "join", "from": "slow",
+                                  "since": {}}))
     open(os.path.join(a.dir, "sent"), "w").close()
     await wait_file(os.path.join(a.dir, "go"))
     chats, joined, errors, ids = 0, [], {}, set()

@@ -11,6 +11,12 @@ on success, 1 on failure; each is bounded by --timeout (default 10 s).
                                        before {"type":"joined"}
   join-wait HOST PORT N                join; print every frame until N live
                                        chats arrived after the joined frame
+  pages HOST PORT [--limit L]          join without since, then page back
+                                       with history requests (before the
+                                       oldest chat held, L at a time) until
+                                       history_end says no older exist;
+                                       print every frame, each chat with a
+                                       "page" member (0: the join's)
   raw HOST PORT FRAME... [--wait S] [--count N]
                                        send each text frame; print every
                                        frame received for S s (default 1)
@@ -153,6 +159,40 @@ async def cmd_join_wait(a):
         await ws.close()
 
 
+async def cmd_pages(a):
+    ws = await connect(a.host, a.port)
+    page = 0
+    first = {}          # page -> its first (oldest) chat
+    before = None
+    try:
+        await join(ws, "wsclient-pages")
+        while True:
+            msg = json.loads(await ws.recv())
+            if msg.get("type") == "chat":
+                msg["page"] = page
+                first.setdefault(page, msg)
+            out(msg)
+            if msg.get("type") == "error":
+                return 1
+            if msg.get("type") not in ("joined", "history_end"):
+                continue
+            if not msg.get("older"):
+                return 0
+            before = first.get(page, before)
+            page += 1
+            req = {"type": "history", "limit": a.limit,
+                   "before": {"origin": before["origin"],
+                              "seq": before["seq"],
+                              "lamport": before["lamport"]}}
+            out({"event": "request", "frame": req})
+            await ws.send(json.dumps(req))
+    except websockets.ConnectionClosed as e:
+        show_close(e)
+        return 1
+    finally:
+        await ws.close()
+
+
 async def collect(ws, seconds, count=None):
     """Print frames for `seconds` (or until `count` frames came); return the
     close code, or None while the connection is open."""
@@ -270,6 +310,8 @@ def parse_args(argv):
     hp("history")
     s = hp("join-wait")
     s.add_argument("n", type=int)
+    s = hp("pages")
+    s.add_argument("--limit", type=int, default=0)
     s = hp("raw")
     s.add_argument("frames", nargs="+")
     s.add_argument("--wait", type=float, default=1.0)
@@ -286,7 +328,7 @@ def parse_args(argv):
 COMMANDS = {
     "send": cmd_send, "history": cmd_history, "join-wait": cmd_join_wait,
     "raw": cmd_raw, "binary": cmd_binary, "oversize": cmd_oversize,
-    "badutf8": cmd_badutf8,
+    "badutf8": cmd_badutf8, "pages": cmd_pages,
 }
 
 

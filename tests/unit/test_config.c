@@ -211,6 +211,7 @@ assert_defaults(const struct nt_config *c)
 	assert_int_equal(c->peer_ping_interval_ms, 2000);
 	assert_int_equal(c->ping_timeout_ms, 4000);
 	assert_int_equal(c->worker_backlog_bytes, 64 * 1024 * 1024);
+	assert_int_equal(c->join_history, 1000);
 }
 
 static void
@@ -236,6 +237,7 @@ assert_config_equal(const struct nt_config *a, const struct nt_config *b)
 	assert_int_equal(a->peer_ping_interval_ms, b->peer_ping_interval_ms);
 	assert_int_equal(a->ping_timeout_ms, b->ping_timeout_ms);
 	assert_int_equal(a->worker_backlog_bytes, b->worker_backlog_bytes);
+	assert_int_equal(a->join_history, b->join_history);
 	assert_int_equal(a->engine, b->engine);
 	if (a->engine == ENGINE_NATS) {
 		assert_int_equal(config_nats_equal(&a->nats, &b->nats), 1);
@@ -395,6 +397,7 @@ test_values_and_overrides(void **state)
 	    "max_message_bytes = 1;\n"
 	    "max_frame_bytes = 1025;\n"
 	    "worker_backlog_bytes = 2097152;\n"
+	    "join_history = 0;\n"
 	    "nodes = (\n"
 	    "  { id = \"A\"; host = \"ha\"; port = 9200; seed = true; },\n"
 	    "  { id = \"B\"; host = \"hb\"; listen = \"127.0.0.2\"; },\n"
@@ -408,6 +411,7 @@ test_values_and_overrides(void **state)
 	assert_int_equal(c->max_message_bytes, 1);
 	assert_int_equal(c->max_frame_bytes, 1025);
 	assert_int_equal(c->worker_backlog_bytes, 2097152);
+	assert_int_equal(c->join_history, 0);
 	assert_node(&c->nodes[0], "A", "ha", 9200, "10.0.0.1", "/srv/nt", 1);
 	assert_node(&c->nodes[1], "B", "hb", 9100, "127.0.0.2", "/srv/nt", 0);
 	assert_node(&c->nodes[2], "c_9-Z", "hc", 9100, "10.0.0.1", "./c", 0);

@@ -117,7 +117,20 @@ add(struct store *s, const char *origin, uint64_t seq, uint64_t lamport,
 	m = mk(origin, seq, lamport, cid);
 	rv = store_append(s, m);
 	msg_free(m);
+	/* Each add is a turn of its own: its record goes to the file. */
+	if (store_write(s) == -1)
+		fail_msg("store_write: %s", strerror(errno));
 	return (rv);
+}
+
+static void
+release_all(struct store *s)
+{
+	const struct nt_have	*h = store_have(s);
+	size_t			 i;
+
+	for (i = 0; i < h->n; i++)
+		store_release(s, h->v[i].origin, h->v[i].seq);
 }
 
 static struct store *
@@ -131,21 +144,55 @@ open_ok(const char *dir)
 	return (s);
 }
 
-/* "A-1 A-2 B-1": the store's messages in cluster order. */
+/* "A-1 A-2 B-1": every message, in cluster order (all released). */
 static const char *
-ids(const struct store *s)
+ids(struct store *s)
 {
-	static char	 buf[16384];
-	char		 id[64];
-	size_t		 i, used = 0;
+	static char		 buf[16384];
+	struct store_cursor	 c;
+	const struct nt_msg	*m;
+	char			 id[64];
+	size_t			 used = 0;
 
+	release_all(s);
 	buf[0] = '\0';
-	for (i = 0; i < store_count(s) && used < sizeof(buf); i++) {
-		msg_idstr(store_at(s, i), id, sizeof(id));
+	store_cursor_init(&c, NULL, 0);
+	while ((m = store_cursor_next(s, &c)) != NULL && used < sizeof(buf)) {
+		msg_idstr(m, id, sizeof(id));
 		used += snprintf(buf + used, sizeof(buf) - used, "%s%s",
-		    i > 0 ? " " : "", id);
+		    used > 0 ? " " : "", id);
 	}
+	store_cursor_clear(&c);
 	return (buf);
+}
+
+/* Every message, in cluster order, as copies (NULL-terminated). */
+static struct nt_msg **
+all_msgs(struct store *s)
+{
+	struct store_cursor	 c;
+	const struct nt_msg	*m;
+	struct nt_msg		**v;
+	size_t			 n = 0;
+
+	release_all(s);
+	v = xcalloc(store_count(s) + 1, sizeof(*v));
+	store_cursor_init(&c, NULL, 0);
+	while ((m = store_cursor_next(s, &c)) != NULL)
+		v[n++] = msg_dup(m);
+	store_cursor_clear(&c);
+	assert_int_equal(n, store_count(s));
+	return (v);
+}
+
+static void
+free_msgs(struct nt_msg **v)
+{
+	size_t	 i;
+
+	for (i = 0; v[i] != NULL; i++)
+		msg_free(v[i]);
+	free(v);
 }
 
 static off_t
@@ -221,12 +268,11 @@ test_append_order(void **state)
 	assert_int_equal(add(s, "A", 2, 2, NULL), 1);
 	/* Same lamport as C-1: the origin breaks the tie. */
 	assert_int_equal(add(s, "B", 2, 5, NULL), 1);
-	assert_int_equal(add(s, "A", 3, 0, NULL), 1);
-	assert_string_equal(ids(s), "A-3 A-1 A-2 B-1 B-2 C-1");
+	assert_int_equal(add(s, "A", 3, 4, NULL), 1);
+	/* A-3's clock goes back: each origin is merged in seq order. */
+	assert_string_equal(ids(s), "A-1 A-2 B-1 A-3 B-2 C-1");
 	assert_int_equal(store_count(s), 6);
-	assert_null(store_at(s, 6));
 	assert_int_equal(store_lamport(s), 5);
-	assert_string_equal(store_at(s, 0)->text, "A-3");
 
 	assert_int_equal(store_dirty(s), 1);
 	assert_int_equal(store_sync(s), 0);
@@ -237,13 +283,14 @@ test_append_order(void **state)
 }
 
 static void
-assert_sorted(const struct store *s)
+assert_sorted(struct store *s)
 {
-	size_t	 i;
+	struct nt_msg	**v = all_msgs(s);
+	size_t		  i;
 
-	for (i = 1; i < store_count(s); i++)
-		assert_true(msg_cmp_order(store_at(s, i - 1),
-		    store_at(s, i)) < 0);
+	for (i = 1; v[i] != NULL; i++)
+		assert_true(msg_cmp_order(v[i - 1], v[i]) < 0);
+	free_msgs(v);
 }
 
 /* Many inserts anywhere in the order; the reopened store agrees. */
@@ -254,15 +301,20 @@ test_order_random(void **state)
 	struct store	*s;
 	static char	 before[16384];
 	static const char *const origins[] = { "A", "B", "C" };
-	uint64_t	 seq[3] = { 0, 0, 0 };
+	uint64_t	 seq[3] = { 0, 0, 0 }, clock[3] = { 0, 0, 0 };
 	unsigned int	 seed = 42;
 	int		 i, o;
 
+	/*
+	 * Each origin's clock grows with its seq (the protocol's rule), by
+	 * random steps, so the origins interleave every which way.
+	 */
 	s = open_ok(f->data);
 	for (i = 0; i < 600; i++) {
 		o = rand_r(&seed) % 3;
-		assert_int_equal(add(s, origins[o], ++seq[o],
-		    rand_r(&seed) % 200, NULL), 1);
+		clock[o] += 1 + rand_r(&seed) % 7;
+		assert_int_equal(add(s, origins[o], ++seq[o], clock[o], NULL),
+		    1);
 	}
 	assert_int_equal(store_count(s), 600);
 	assert_sorted(s);
@@ -301,7 +353,6 @@ test_duplicate_and_gap(void **state)
 	assert_int_equal(add(s, "B", 2, 3, NULL), -2);
 	assert_int_equal(store_count(s), 1);
 	assert_int_equal(store_log_size(s), size1);
-	assert_int_equal(store_write(s), 0);
 	assert_int_equal(file_size(f->log), size1);
 
 	assert_int_equal(add(s, "A", 2, 2, NULL), 1);
@@ -356,7 +407,6 @@ test_lookup(void **state)
 	assert_non_null(m);
 	assert_string_equal(m->text, "A-2");
 	assert_int_equal(m->seq, 2);
-	assert_ptr_equal(m, store_at(s, 2));
 	assert_string_equal(store_lookup(s, "B", 1)->text, "B-1");
 	assert_null(store_lookup(s, "A", 0));
 	assert_null(store_lookup(s, "A", 4));
@@ -425,15 +475,6 @@ walk(struct store *s, struct store_cursor *c)
 	return (buf);
 }
 
-static void
-release_all(struct store *s)
-{
-	const struct nt_have	*h = store_have(s);
-	size_t			 i;
-
-	for (i = 0; i < h->n; i++)
-		store_release(s, h->v[i].origin, h->v[i].seq);
-}
 
 /* Cursors: cluster order, from a have vector on, released messages only. */
 static void
@@ -498,6 +539,207 @@ test_cursor(void **state)
 	store_close(s);
 }
 
+/*
+ * A join without since: the newest n, and whether older ones exist.  A
+ * page: the limit messages just before a message, oldest first.
+ */
+static void
+test_newest_and_pages(void **state)
+{
+	struct fixture		*f = *state;
+	struct store		*s;
+	struct store_cursor	 c;
+
+	s = open_ok(f->data);
+	/* Cluster order: A-1 B-1 A-2 B-2 C-1 A-3 B-3 A/seed-1 */
+	assert_int_equal(add(s, "A", 1, 1, NULL), 1);
+	assert_int_equal(add(s, "B", 1, 2, NULL), 1);
+	assert_int_equal(add(s, "A", 2, 3, NULL), 1);
+	assert_int_equal(add(s, "B", 2, 3, NULL), 1);
+	assert_int_equal(add(s, "C", 1, 4, NULL), 1);
+	assert_int_equal(add(s, "A", 3, 6, NULL), 1);
+	assert_int_equal(add(s, "B", 3, 7, NULL), 1);
+	assert_int_equal(add(s, "A/seed", 1, 8, NULL), 1);
+	release_all(s);
+	assert_string_equal(ids(s),
+	    "A-1 B-1 A-2 B-2 C-1 A-3 B-3 A/seed-1");
+
+	store_cursor_init(&c, NULL, 0);
+	assert_int_equal(store_cursor_newest(s, &c, 3), 1);
+	assert_string_equal(walk(s, &c), "A-3 B-3 A/seed-1");
+	store_cursor_clear(&c);
+	store_cursor_init(&c, NULL, 0);
+	assert_int_equal(store_cursor_newest(s, &c, 8), 0);
+	assert_int_equal(store_cursor_left(s, &c), 8);
+	store_cursor_clear(&c);
+	store_cursor_init(&c, NULL, 0);
+	assert_int_equal(store_cursor_newest(s, &c, 100), 0);
+	assert_string_equal(walk(s, &c),
+	    "A-1 B-1 A-2 B-2 C-1 A-3 B-3 A/seed-1");
+	store_cursor_clear(&c);
+	/* 0: everything. */
+	store_cursor_init(&c, NULL, 0);
+	assert_int_equal(store_cursor_newest(s, &c, 0), 0);
+	assert_int_equal(store_cursor_left(s, &c), 8);
+	store_cursor_clear(&c);
+
+	/* The newest go on with what is stored after the join began. */
+	store_cursor_init(&c, NULL, 0);
+	assert_int_equal(store_cursor_newest(s, &c, 2), 1);
+	assert_int_equal(add(s, "C", 2, 9, NULL), 1);
+	release_all(s);
+	assert_string_equal(walk(s, &c), "B-3 A/seed-1 C-2");
+	store_cursor_clear(&c);
+
+	/* Pages back from the newest, each before the first of the last. */
+	store_cursor_init(&c, NULL, 0);
+	assert_int_equal(store_cursor_before(s, &c, NULL, 0, 0, 3), 1);
+	assert_string_equal(walk(s, &c), "B-3 A/seed-1 C-2");
+	store_cursor_clear(&c);
+	store_cursor_init(&c, NULL, 0);
+	assert_int_equal(store_cursor_before(s, &c, "B", 3, 0, 3), 1);
+	assert_string_equal(walk(s, &c), "B-2 C-1 A-3");
+	/* A page ends where it was asked: later messages are not in it. */
+	assert_int_equal(add(s, "A", 4, 10, NULL), 1);
+	release_all(s);
+	assert_string_equal(walk(s, &c), "");
+	store_cursor_clear(&c);
+	store_cursor_init(&c, NULL, 0);
+	assert_int_equal(store_cursor_before(s, &c, "B", 2, 0, 3), 0);
+	assert_string_equal(walk(s, &c), "A-1 B-1 A-2");
+	store_cursor_clear(&c);
+	store_cursor_init(&c, NULL, 0);
+	assert_int_equal(store_cursor_before(s, &c, "A", 1, 0, 3), 0);
+	assert_string_equal(walk(s, &c), "");
+	store_cursor_clear(&c);
+
+	/*
+	 * A message this node does not hold (another node's local-only
+	 * origin, or one ahead of us) is placed by its lamport: between
+	 * B-2 (3) and C-1 (4) sorts "Bz" at 3; without lamport, the end.
+	 */
+	store_cursor_init(&c, NULL, 0);
+	assert_int_equal(store_cursor_before(s, &c, "Bz", 5, 3, 2), 1);
+	assert_string_equal(walk(s, &c), "A-2 B-2");
+	store_cursor_clear(&c);
+	store_cursor_init(&c, NULL, 0);
+	assert_int_equal(store_cursor_before(s, &c, "B", 9, 0, 2), 1);
+	assert_string_equal(walk(s, &c), "C-2 A-4");
+	store_cursor_clear(&c);
+
+	/* Not yet released is not there, for pages and newest alike. */
+	assert_int_equal(add(s, "A", 5, 11, NULL), 1);
+	store_cursor_init(&c, NULL, 0);
+	assert_int_equal(store_cursor_before(s, &c, "A", 5, 0, 1), 1);
+	assert_string_equal(walk(s, &c), "A-4");
+	store_cursor_clear(&c);
+	store_close(s);
+}
+
+/*
+ * The index file: a restart reads it instead of decoding every record,
+ * and whatever of it is missing, torn or wrong is rebuilt from the log;
+ * the store is the same either way.
+ */
+static void
+test_index_file(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*s;
+	char		 idx[400], before[16384];
+	unsigned char	 ent[48];
+	uLong		 crc;
+	off_t		 size;
+	int		 fd, i;
+
+	snprintf(idx, sizeof(idx), "%s/messages.idx", f->data);
+	s = open_ok(f->data);
+	for (i = 1; i <= 300; i++)
+		assert_int_equal(add(s, i % 2 ? "A" : "B", (i + 1) / 2, i,
+		    i % 3 ? NULL : "cid"), 1);
+	assert_int_equal(store_sync(s), 0);
+	snprintf(before, sizeof(before), "%s", ids(s));
+	assert_int_equal(store_stop(s, &(char *){ NULL }), 0);
+	store_close(s);
+	/* A header, two origins and 300 records of 48 bytes. */
+	assert_int_equal(file_size(idx), 48 * (1 + 2 + 300));
+
+	/* As it was; the client id hash came back too. */
+	s = open_ok(f->data);
+	assert_string_equal(ids(s), before);
+	assert_non_null(store_lookup_client_id(s, "A", "cid"));
+	assert_int_equal(store_lamport(s), 300);
+	store_close(s);
+
+	/*
+	 * A restart takes the fields from the index, not from the records:
+	 * an entry made to say lamport 777 (its CRC made to match) is
+	 * believed where it matches its record's offset, length and CRC.
+	 */
+	fd = open(idx, O_RDWR);
+	assert_true(fd != -1);
+	assert_int_equal(pread(fd, ent, 48, 48 * 302), 48);
+	ent[24] = 777 & 0xff;
+	ent[25] = 777 >> 8;
+	crc = crc32(0L, ent, 44);
+	ent[44] = crc;
+	ent[45] = crc >> 8;
+	ent[46] = crc >> 16;
+	ent[47] = crc >> 24;
+	assert_int_equal(pwrite(fd, ent, 48, 48 * 302), 48);
+	close(fd);
+	s = open_ok(f->data);
+	assert_int_equal(store_lamport(s), 777);
+	store_close(s);
+
+	/* Gone: rebuilt. */
+	assert_int_equal(unlink(idx), 0);
+	s = open_ok(f->data);
+	assert_string_equal(ids(s), before);
+	store_close(s);
+	assert_int_equal(file_size(idx), 48 * (1 + 2 + 300));
+
+	/* Torn in the middle of an entry: the rest is rebuilt. */
+	assert_int_equal(truncate(idx, 48 * 100 + 20), 0);
+	s = open_ok(f->data);
+	assert_string_equal(ids(s), before);
+	assert_int_equal(store_count(s), 300);
+	store_close(s);
+	assert_int_equal(file_size(idx), 48 * (1 + 2 + 300));
+
+	/* A damaged entry (its own CRC fails): it and the rest are rebuilt. */
+	fd = open(idx, O_RDWR);
+	assert_true(fd != -1);
+	assert_int_equal(pwrite(fd, "\xff\xff", 2, 48 * 50 + 24), 2);
+	close(fd);
+	s = open_ok(f->data);
+	assert_string_equal(ids(s), before);
+	assert_int_equal(store_lamport(s), 300);
+	store_close(s);
+
+	/* Garbage instead of the header: started anew. */
+	fd = open(idx, O_RDWR);
+	assert_int_equal(pwrite(fd, "garbage!", 8, 0), 8);
+	close(fd);
+	s = open_ok(f->data);
+	assert_string_equal(ids(s), before);
+	store_close(s);
+
+	/* The log is shorter than the index says (a power cut): cut back. */
+	size = file_size(f->log);
+	assert_int_equal(truncate(f->log, size - 1), 0);
+	s = open_ok(f->data);
+	assert_int_equal(store_count(s), 299);
+	assert_int_equal(have_get(store_have(s), "B"), 149);
+	assert_int_equal(add(s, "B", 150, 301, NULL), 1);
+	assert_int_equal(store_sync(s), 0);
+	store_close(s);
+	s = open_ok(f->data);
+	assert_int_equal(store_count(s), 300);
+	assert_string_equal(store_lookup(s, "B", 150)->text, "B-150");
+	store_close(s);
+}
+
 static void
 assert_msg_equal(const struct nt_msg *a, const struct nt_msg *b)
 {
@@ -518,7 +760,7 @@ test_persistence(void **state)
 {
 	struct fixture	*f = *state;
 	struct store	*s;
-	struct nt_msg	*saved[8];
+	struct nt_msg	**saved, **again;
 	char		 before[256];
 	off_t		 size;
 	size_t		 i, n;
@@ -532,8 +774,7 @@ test_persistence(void **state)
 	assert_int_equal(add(s, "A/seed", 1, 4, NULL), 1);
 	assert_int_equal(store_sync(s), 0);
 	n = store_count(s);
-	for (i = 0; i < n; i++)
-		saved[i] = msg_dup(store_at(s, i));
+	saved = all_msgs(s);
 	snprintf(before, sizeof(before), "%s", ids(s));
 	size = store_log_size(s);
 	store_close(s);
@@ -541,10 +782,11 @@ test_persistence(void **state)
 	s = open_ok(f->data);
 	assert_string_equal(ids(s), before);
 	assert_int_equal(store_count(s), n);
-	for (i = 0; i < n; i++) {
-		assert_msg_equal(store_at(s, i), saved[i]);
-		msg_free(saved[i]);
-	}
+	again = all_msgs(s);
+	for (i = 0; i < n; i++)
+		assert_msg_equal(again[i], saved[i]);
+	free_msgs(saved);
+	free_msgs(again);
 	assert_int_equal(store_lamport(s), 9);
 	assert_int_equal(store_log_size(s), size);
 	assert_int_equal(store_dirty(s), 0);
@@ -559,7 +801,7 @@ test_persistence(void **state)
 	store_close(s);
 	s = open_ok(f->data);
 	assert_int_equal(store_count(s), n + 1);
-	assert_string_equal(store_at(s, n)->text, "A-3");
+	assert_string_equal(store_lookup(s, "A", 3)->text, "A-3");
 	store_close(s);
 }
 
@@ -1120,10 +1362,8 @@ test_lock(void **state)
 }
 
 /*
- * Records wait in a batch until store_write(), which writes them in one
- * write(2).  A write that fails half way (here: RLIMIT_FSIZE) leaves no
- * half record on disk and keeps the batch, which a later write puts in
- * the log whole.
+ * A write that fails half way (here: RLIMIT_FSIZE) leaves neither half a
+ * record on disk nor the message in memory.
  */
 static void
 test_write_error(void **state)
@@ -1139,21 +1379,18 @@ test_write_error(void **state)
 	s = open_ok(f->data);
 	assert_int_equal(add(s, "A", 1, 1, NULL), 1);
 	size1 = store_log_size(s);
-	assert_true(size1 > 0);
-	assert_int_equal(file_size(f->log), 0);
-	assert_int_equal(store_write(s), 0);
-	assert_int_equal(store_log_size(s), size1);
-	assert_int_equal(file_size(f->log), size1);
 
 	m = mk("A", 2, 2, NULL);
 	free(m->text);
 	m->text = xmalloc(501);
 	memset(m->text, 'x', 500);
 	m->text[500] = '\0';
+	/*
+	 * The turn's write fails (the file may not grow): nothing of it
+	 * stays in the file, so that no half record waits for the replay.
+	 * The caller stops (the message was taken in memory).
+	 */
 	assert_int_equal(store_append(s, m), 1);
-	msg_free(m);
-	assert_int_equal(add(s, "A", 3, 3, NULL), 1);
-	assert_int_equal(file_size(f->log), size1);
 	assert_int_equal(getrlimit(RLIMIT_FSIZE, &rl), 0);
 	low = rl;
 	low.rlim_cur = size1 + 20;
@@ -1161,20 +1398,13 @@ test_write_error(void **state)
 	rv = store_write(s);
 	err = errno;
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
-
 	assert_int_equal(rv, -1);
 	assert_int_equal(err, EFBIG);
 	assert_int_equal(file_size(f->log), size1);
-
-	/* Both records, whole, in one write. */
-	assert_int_equal(store_write(s), 0);
-	assert_true(store_log_size(s) > size1 + 500);
-	assert_int_equal(file_size(f->log), store_log_size(s));
-	assert_int_equal(store_write(s), 0);
+	msg_free(m);
 	store_close(s);
 	s = open_ok(f->data);
-	assert_int_equal(store_count(s), 3);
-	assert_int_equal(store_was_cut(s), 0);
+	assert_int_equal(store_count(s), 1);
 	store_close(s);
 }
 
@@ -1218,6 +1448,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lookup_client_id, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_cursor, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_newest_and_pages, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_index_file, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_persistence, setup,
 		    teardown),

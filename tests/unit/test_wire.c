@@ -179,7 +179,7 @@ test_join_hello_sync(void **state)
 static void
 test_builders(void **state)
 {
-	struct nt_msg	 m;
+	struct nt_msg	 m, hm;
 	struct nt_have	 h = { NULL, 0 };
 	struct wire_in	 w;
 	const char	*code;
@@ -215,11 +215,50 @@ test_builders(void **state)
 	free(s);
 	have_clear(&h);
 
-	s = wire_joined("A", 2, 0);
+	s = wire_joined("A", 2, 0, 1);
 	assert_int_equal(parse(s, &w, &code), 0);
 	assert_int_equal(w.type, WIRE_JOINED);
 	assert_int_equal(w.count, 2);
 	assert_int_equal(w.recovered, 0);
+	assert_int_equal(w.older, 1);
+	wire_in_clear(&w);
+	free(s);
+
+	/* A page of history, and its end. */
+	memset(&hm, 0, sizeof(hm));
+	snprintf(hm.origin, sizeof(hm.origin), "A-b");
+	hm.seq = 17;
+	hm.lamport = 42;
+	s = wire_history(&hm, 50);
+	assert_string_equal(s, "{\"type\":\"history\",\"before\":"
+	    "{\"origin\":\"A-b\",\"seq\":17,\"lamport\":42},"
+	    "\"limit\":50}");
+	assert_int_equal(parse(s, &w, &code), 0);
+	assert_int_equal(w.type, WIRE_HISTORY);
+	assert_int_equal(w.has_before, 1);
+	assert_string_equal(w.msg.origin, "A-b");
+	assert_int_equal(w.msg.seq, 17);
+	assert_int_equal(w.msg.lamport, 42);
+	assert_int_equal(w.limit, 50);
+	wire_in_clear(&w);
+	free(s);
+	s = wire_history(NULL, 0);
+	assert_int_equal(parse(s, &w, &code), 0);
+	assert_int_equal(w.has_before, 0);
+	assert_int_equal(w.limit, 0);
+	wire_in_clear(&w);
+	free(s);
+	assert_int_equal(parse("{\"type\":\"history\",\"before\":"
+	    "{\"origin\":\"A\",\"seq\":0}}", &w, &code), -1);
+	assert_string_equal(code, "bad_field");
+	assert_int_equal(parse("{\"type\":\"history\",\"before\":\"A-1\"}",
+	    &w, &code), -1);
+	assert_string_equal(code, "bad_field");
+	s = wire_history_end(3, 0);
+	assert_int_equal(parse(s, &w, &code), 0);
+	assert_int_equal(w.type, WIRE_HISTORY_END);
+	assert_int_equal(w.count, 3);
+	assert_int_equal(w.older, 0);
 	wire_in_clear(&w);
 	free(s);
 }
