@@ -44,6 +44,12 @@ bc_conf() {
 		done
 		echo ");"
 	} >"$work/n.conf"
+	# A build from before the key (--against an old version) has one
+	# limit only, max_clients.
+	if grep -q "unknown key 'max_clients_per_address'" <<<"$("$BC_DAEMON" \
+	    -t -c "$work/n.conf" -n A 2>&1)"; then
+		sed -i '/^max_clients_per_address/d' "$work/n.conf"
+	fi
 }
 
 # bc_start ID WORK: start node ID in the background; does not wait.
