@@ -42,7 +42,6 @@ static char	 log_target[4096];	/* what log_open() was given */
 static char	 log_batch[LOG_BATCH];	/* info and debug lines, waiting */
 static size_t	 log_batchlen;
 static struct event *log_flush_ev;	/* NULL: every line at once */
-static struct event *log_parent_ev;	/* inherited by fork(), not ours */
 static int	 log_flush_armed;
 
 static const char *const log_names[] = { "error", "warn", "info", "debug" };
@@ -171,12 +170,13 @@ log_forget(void)
 	log_fd = STDERR_FILENO;
 	log_to_syslog = 0;
 	/*
-	 * The parent writes what it had waiting; its event, in the copy of
-	 * the parent's loop that fork() gave us, is not ours to free (kept
-	 * here, as the parent's other events are in its globals).
+	 * The parent writes what it had waiting.  Its event is a timer in
+	 * our copy of the parent's loop, which we never run: freeing it
+	 * touches only that copy (a timer is in no epoll set).
 	 */
 	log_batchlen = 0;
-	log_parent_ev = log_flush_ev;
+	if (log_flush_ev != NULL)
+		event_free(log_flush_ev);
 	log_flush_ev = NULL;
 	log_flush_armed = 0;
 }

@@ -286,12 +286,18 @@ worker_frame_common(int type, const msgpack_object *o)
 	return (0);
 }
 
-/* The master is gone: there is nobody to store anything for. */
+/*
+ * The master is gone: there is nobody to store anything for.  Go at once:
+ * a master killed with -9 is restarted, and its new workers need the
+ * port.  exit(3)'s handlers are for clean stops (a sanitizer's exit-time
+ * scan, in a child forked from the threaded master, took seconds).
+ */
 void
 worker_chan_lost(struct chan *ch, const char *why, void *arg)
 {
 	log_warnx("lost the master (%s); exiting", why);
-	exit(1);
+	log_flush();
+	_exit(1);
 }
 
 /*
