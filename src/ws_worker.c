@@ -402,23 +402,35 @@ on_replicated(struct conn *c, struct wire_in *w)
 		    "only a configured node may send replicated messages");
 }
 
-static void
-on_join(struct conn *c, struct wire_in *w)
+/*
+ * A join or a history request sends history: one at a time per connection
+ * (a client cannot make us queue many), and a reader that has not joined
+ * counts as a client while it reads.  1 when c was refused.
+ */
+static int
+history_refused(struct conn *c)
 {
-	struct chan_frame	 f;
-
-	/* One history at a time: a client cannot make us queue many. */
 	if (c->streaming) {
 		send_error(c, "busy", "a join or a history request is still "
 		    "sending on this connection");
-		return;
+		return (1);
 	}
 	if (!c->joined && W.njoined >= (size_t)W.max_clients) {
 		send_error(c, "too_many_clients", "max_clients reached; try "
 		    "again later");
 		conn_close(c, 1013, "try again later");
-		return;
+		return (1);
 	}
+	return (0);
+}
+
+static void
+on_join(struct conn *c, struct wire_in *w)
+{
+	struct chan_frame	 f;
+
+	if (history_refused(c))
+		return;
 	/* Pushes wait for the end of the history, which carries them. */
 	conn_set_join(c, 0, 1);
 	c->cluster = w->want_cluster;
@@ -436,18 +448,8 @@ on_history_req(struct conn *c, struct wire_in *w)
 	struct chan_frame	 f;
 	uint64_t		 limit = w->limit;
 
-	if (c->streaming) {
-		send_error(c, "busy", "a join or a history request is still "
-		    "sending on this connection");
+	if (history_refused(c))
 		return;
-	}
-	/* A reader that has not joined counts as a client while it reads. */
-	if (!c->joined && W.njoined >= (size_t)W.max_clients) {
-		send_error(c, "too_many_clients", "max_clients reached; try "
-		    "again later");
-		conn_close(c, 1013, "try again later");
-		return;
-	}
 	if (limit == 0)
 		limit = HISTORY_PAGE_DEFAULT;
 	if (limit > HISTORY_PAGE_MAX)
