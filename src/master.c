@@ -456,7 +456,9 @@ worker_start(struct worker *w)
 	wa.conf = M.conf;
 	wa.listen_fd = (w == &M.ws) ? M.listen_fd : -1;
 	wa.chan_fd = -1;
+	syncer_suspend(M.syncer);	/* fork from one thread only */
 	w->pid = proc_spawn(w->name, w->main, &wa, &fd);
+	syncer_resume(M.syncer);
 	w->started = time(NULL);
 	w->started_ms = now_ms();
 	w->planned = 0;

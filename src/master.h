@@ -158,6 +158,8 @@ struct syncer;
 typedef void	(*syncer_done_fn)(int, int64_t, void *);
 struct syncer	*syncer_new(struct event_base *, int, syncer_done_fn, void *);
 void		 syncer_free(struct syncer *);
+void		 syncer_suspend(struct syncer *);
+void		 syncer_resume(struct syncer *);
 void		 syncer_start(struct syncer *);
 int		 syncer_busy(const struct syncer *);
 void		 syncer_wait(struct syncer *);

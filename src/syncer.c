@@ -37,6 +37,7 @@ struct syncer {
 	void		*arg;
 
 	pthread_t	 thread;
+	int		 running;	/* thread exists (loop) */
 	pthread_mutex_t	 mtx;		/* guards what follows */
 	pthread_cond_t	 cond;
 	int		 asked;		/* a sync to start */
@@ -54,8 +55,6 @@ struct syncer *
 syncer_new(struct event_base *base, int fd, syncer_done_fn done, void *arg)
 {
 	struct syncer	*s;
-	sigset_t	 all, old;
-	int		 e;
 
 	s = xcalloc(1, sizeof(*s));
 	s->fd = fd;
@@ -68,15 +67,7 @@ syncer_new(struct event_base *base, int fd, syncer_done_fn done, void *arg)
 		fatalx("syncer: event_new");
 	pthread_mutex_init(&s->mtx, NULL);
 	pthread_cond_init(&s->cond, NULL);
-	/* The thread inherits the mask: every signal stays the loop's. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	e = pthread_create(&s->thread, NULL, syncer_thread, s);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (e != 0) {
-		errno = e;
-		fatal("pthread_create");
-	}
+	syncer_resume(s);
 	return (s);
 }
 
@@ -86,17 +77,56 @@ syncer_free(struct syncer *s)
 {
 	if (s == NULL)
 		return;
-	pthread_mutex_lock(&s->mtx);
-	s->quit = 1;
-	pthread_cond_broadcast(&s->cond);
-	pthread_mutex_unlock(&s->mtx);
-	pthread_join(s->thread, NULL);
+	syncer_suspend(s);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->mtx);
 	event_free(s->ev);
 	close(s->wake[0]);
 	close(s->wake[1]);
 	free(s);
+}
+
+/*
+ * End the thread, after the sync it was asked for, if any, has returned
+ * (that sync is reported through the pipe as usual).  The master forks
+ * its workers only while it has no thread: a child forked from a threaded
+ * process inherits the other threads' locks in whatever state they were,
+ * and a sanitizer's runtime in the child still counts the vanished
+ * thread and hangs stopping it at exit.  Forks are rare (start, a worker
+ * restart); a sync at most delays one.
+ */
+void
+syncer_suspend(struct syncer *s)
+{
+	if (!s->running)
+		return;
+	pthread_mutex_lock(&s->mtx);
+	s->quit = 1;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->mtx);
+	pthread_join(s->thread, NULL);
+	s->running = 0;
+}
+
+void
+syncer_resume(struct syncer *s)
+{
+	sigset_t	 all, old;
+	int		 e;
+
+	if (s->running)
+		return;
+	s->quit = 0;
+	/* The thread inherits the mask: every signal stays the loop's. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	e = pthread_create(&s->thread, NULL, syncer_thread, s);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e != 0) {
+		errno = e;
+		fatal("pthread_create");
+	}
+	s->running = 1;
 }
 
 /*
