@@ -382,8 +382,8 @@ chan_lose(struct chan *ch, const char *why)
  * handler: a key twice (the reader would see only the first), a required
  * key missing or of the wrong type ends the link like any bad frame.
  * Fields are "key:T", T one of u (unsigned), i (integer), s (string),
- * b (bool), m (message map), h (have map), v (array of strings); a
- * trailing '?' marks a key that may be absent.  Keys not listed are
+ * b (bool), m (message map), h (have map), v (array: its items are for
+ * the handler to check); a trailing '?' marks a key that may be absent.  Keys not listed are
  * allowed, so a field can be added before its reader knows it.
  */
 static const struct chan_schema {
@@ -409,7 +409,6 @@ static const struct chan_schema {
 	{ CH_HISTORY, "history", { "conn:u", "msgs:v" } },
 	{ CH_JOINED, "joined", { "conn:u", "count:u", "recovered:b",
 	    "older:b" } },
-	{ CH_PUSH, "push", { "msg:m" } },
 	{ CH_PEER_HELLO, "peer_hello", { "conn:u", "peer:s" } },
 	{ CH_PEER_CHAT, "peer_chat", { "conn:u", "peer:s", "msg:m" } },
 	{ CH_SEED_CHAT, "seed_chat", { "from:s", "text:s" } },
@@ -423,7 +422,8 @@ static const struct chan_schema {
 	{ CH_PAGE, "page", { "conn:u", "limit:u", "origin:s?", "seq:u?",
 	    "lamport:u?" } },
 	{ CH_PAGE_END, "page_end", { "conn:u", "count:u", "older:b" } },
-	{ CH_REPLICATE, "replicate", { "peer:s", "msg:m", "except:v?" } },
+	{ CH_RELEASE, "release", { "msgs:v", "acks:v", "push:v" } },
+	{ CH_REPLICATE, "replicate", { "peer:s", "msgs:v", "except:v?" } },
 	{ CH_SYNC_REQ, "sync_req", { "peer:s", "link:u", "have:h" } },
 	{ CH_LINK, "link", { "peer:s", "up:b", "link:u" } },
 	{ CH_DIAL, "dial", { "peer:s" } },
@@ -518,28 +518,44 @@ frame_keys_check(const msgpack_object *o, char **cause)
 	return (0);
 }
 
+/* The value under the key of len bytes at key, or NULL. */
+static const msgpack_object *
+frame_get_n(const msgpack_object *map, const char *key, size_t len)
+{
+	const msgpack_object_kv	*kv = map->via.map.ptr;
+	uint32_t		 i;
+
+	for (i = 0; i < map->via.map.size; i++)
+		if (kv[i].key.type == MSGPACK_OBJECT_STR &&
+		    kv[i].key.via.str.size == len &&
+		    memcmp(kv[i].key.via.str.ptr, key, len) == 0)
+			return (&kv[i].val);
+	return (NULL);
+}
+
+/* Runs for every frame: the schema's strings are read where they lie. */
 static int
 frame_fields_check(const msgpack_object *o, const struct chan_schema *cs,
     char **cause)
 {
 	const msgpack_object	*v;
 	const char		*f, *colon;
-	char			 key[64];
 	size_t			 i;
+	int			 klen;
 
 	for (i = 0; (f = cs->fields[i]) != NULL; i++) {
 		colon = strchr(f, ':');
-		snprintf(key, sizeof(key), "%.*s", (int)(colon - f), f);
-		if ((v = frame_get(o, key)) == NULL) {
+		klen = (int)(colon - f);
+		if ((v = frame_get_n(o, f, (size_t)klen)) == NULL) {
 			if (colon[2] == '?')
 				continue;
-			xasprintf(cause, "%s frame without \"%s\"", cs->name,
-			    key);
+			xasprintf(cause, "%s frame without \"%.*s\"", cs->name,
+			    klen, f);
 			return (-1);
 		}
 		if (!field_type_ok(v, colon[1])) {
-			xasprintf(cause, "%s frame: \"%s\" is of the wrong "
-			    "type", cs->name, key);
+			xasprintf(cause, "%s frame: \"%.*s\" is of the wrong "
+			    "type", cs->name, klen, f);
 			return (-1);
 		}
 	}
@@ -573,10 +589,24 @@ chan_frame_check(const msgpack_object *o, char **cause)
 
 /* Frame building. */
 
+/*
+ * The buffer of the last frame released, kept for the next one: a frame
+ * is built, sent and released many times a turn, and msgpack's buffer
+ * starts at 8 KiB, a malloc and a free each time otherwise.  A large one
+ * (a chunk of history) goes back to the allocator.
+ */
+#define FRAME_KEEP_MAX	(64 * 1024)
+static msgpack_sbuffer	 frame_spare;	/* the loop's thread only */
+
 void
 frame_begin(struct chan_frame *f, enum chan_type type, size_t nfields)
 {
-	msgpack_sbuffer_init(&f->sb);
+	if (frame_spare.data != NULL) {
+		f->sb = frame_spare;
+		f->sb.size = 0;
+		memset(&frame_spare, 0, sizeof(frame_spare));
+	} else
+		msgpack_sbuffer_init(&f->sb);
 	msgpack_packer_init(&f->pk, &f->sb, msgpack_sbuffer_write);
 	msgpack_pack_map(&f->pk, nfields + 1);
 	frame_u64(f, "t", type);
@@ -585,7 +615,11 @@ frame_begin(struct chan_frame *f, enum chan_type type, size_t nfields)
 void
 frame_release(struct chan_frame *f)
 {
-	msgpack_sbuffer_destroy(&f->sb);
+	if (frame_spare.data == NULL && f->sb.alloc <= FRAME_KEEP_MAX)
+		frame_spare = f->sb;
+	else
+		msgpack_sbuffer_destroy(&f->sb);
+	memset(&f->sb, 0, sizeof(f->sb));
 }
 
 static void
@@ -664,6 +698,33 @@ frame_strv(struct chan_frame *f, const char *key, const char **v, size_t n)
 		pack_cstr(&f->pk, v[i]);
 }
 
+void
+frame_u64v(struct chan_frame *f, const char *key, const uint64_t *v, size_t n)
+{
+	size_t	 i;
+
+	pack_cstr(&f->pk, key);
+	msgpack_pack_array(&f->pk, n);
+	for (i = 0; i < n; i++)
+		msgpack_pack_uint64(&f->pk, v[i]);
+}
+
+void
+frame_boolv(struct chan_frame *f, const char *key, const unsigned char *v,
+    size_t n)
+{
+	size_t	 i;
+
+	pack_cstr(&f->pk, key);
+	msgpack_pack_array(&f->pk, n);
+	for (i = 0; i < n; i++) {
+		if (v[i])
+			msgpack_pack_true(&f->pk);
+		else
+			msgpack_pack_false(&f->pk);
+	}
+}
+
 /* A frame field holding every message of a batch, as an array. */
 void
 frame_batch(struct chan_frame *f, const char *key, const struct chan_batch *b)
@@ -695,6 +756,14 @@ batch_add_raw(struct chan_batch *b, const char *packed, size_t len)
 {
 	msgpack_sbuffer_write(&b->sb, packed, len);
 	b->n++;
+}
+
+/* Empty, keeping the buffer for the next batch. */
+void
+batch_reset(struct chan_batch *b)
+{
+	b->sb.size = 0;
+	b->n = 0;
 }
 
 void

@@ -19,7 +19,7 @@
 
 #include "nodetalk.h"
 
-#define CHAN_VERSION	2
+#define CHAN_VERSION	3
 #define CHAN_MAX_FRAME	(1024 * 1024)
 #define CHAN_MAX_FIELDS	14	/* keys a frame type declares, "t" aside */
 
@@ -44,12 +44,13 @@ enum chan_type {
 	/* 2xx: ws worker <-> master */
 	CH_CHAT = 200,		/* ws->m: conn, from, text, cid?, t_us (mono),
 				   after (highest lamport the client saw) */
-	CH_ACK = 201,		/* m->ws: conn, msg (the stored one) */
+	CH_ACK = 201,		/* m->ws: conn, msg (the stored one); the
+				   NATS engine's acks, one at a time */
 	CH_JOIN = 202,		/* ws->m: conn, since{} */
 	CH_HISTORY = 203,	/* m->ws: conn, msgs[]: a chunk of history */
 	CH_JOINED = 204,	/* m->ws: conn, count, recovered, older: the
 				   last chunk went out; the conn gets pushes */
-	CH_PUSH = 205,		/* m->ws: msg, newly stored, for joined clients */
+	/* 205: push (one message), retired for CH_RELEASE */
 	CH_PEER_HELLO = 206,	/* ws->m: conn, peer */
 	CH_PEER_CHAT = 207,	/* ws->m: conn, peer, msg */
 	CH_SEED_CHAT = 208,	/* ws->m: from, text: hello-less seed chat */
@@ -69,10 +70,16 @@ enum chan_type {
 				   message */
 	CH_PAGE_END = 216,	/* m->ws: conn, count, older: its last chunk
 				   went out */
+	CH_RELEASE = 217,	/* m->ws: msgs[], acks[], push[]: messages
+				   just made durable, in order; acks[i] is
+				   the conn that gets an ack for msgs[i] (0:
+				   none), push[i] whether joined clients get
+				   it.  One frame for all a sync released */
 
 	/* 3xx: peer worker <-> master */
 	CH_REPLICATE = 300,	/* m->peer: peer ("" = every peer but those
-				   in except[]), msg: a new message of ours */
+				   in except[]), msgs[]: new messages of
+				   ours, in order */
 	CH_SYNC_REQ = 301,	/* peer->m: peer, link, have{} */
 	CH_LINK = 302,		/* peer->m: peer, up, link (a number per
 				   connection made) */
@@ -120,7 +127,13 @@ struct chan_frame {
 	msgpack_packer	 pk;
 };
 
-/* A batch of messages for one frame (history and catch-up chunks). */
+/*
+ * A batch of messages for one frame (history and catch-up chunks,
+ * releases, replication).  Releases and replication send a batch once it
+ * passes CHAN_BATCH_BYTES and start another: far below CHAN_MAX_FRAME
+ * even with a message of the largest size a node takes.
+ */
+#define CHAN_BATCH_BYTES	(256 * 1024)
 struct chan_batch {
 	msgpack_sbuffer	 sb;
 	msgpack_packer	 pk;
@@ -162,10 +175,15 @@ void		 frame_strv(struct chan_frame *, const char *key,
 		    const char **, size_t);
 void		 frame_batch(struct chan_frame *, const char *key,
 		    const struct chan_batch *);
+void		 frame_u64v(struct chan_frame *, const char *key,
+		    const uint64_t *, size_t);
+void		 frame_boolv(struct chan_frame *, const char *key,
+		    const unsigned char *, size_t);
 
 void		 batch_init(struct chan_batch *);
 void		 batch_add(struct chan_batch *, const struct nt_msg *);
 void		 batch_add_raw(struct chan_batch *, const char *, size_t);
+void		 batch_reset(struct chan_batch *);
 void		 batch_clear(struct chan_batch *);
 
 /*

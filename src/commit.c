@@ -572,6 +572,60 @@ commit_drain(void)
 		syncer_wait(M.syncer);
 }
 
+/*
+ * What one sync released, for the ws worker: one CH_RELEASE frame rather
+ * than an ack and a push frame per message.
+ */
+static struct {
+	struct chan_batch	 msgs;
+	uint64_t		*acks;
+	unsigned char		*push;
+	size_t			 cap;
+} rel;
+
+static void
+release_flush(void)
+{
+	struct chan_frame	 f;
+
+	if (rel.msgs.n == 0)
+		return;
+	if (M.ws.ch != NULL && M.ws.hello) {
+		frame_begin(&f, CH_RELEASE, 3);
+		frame_batch(&f, "msgs", &rel.msgs);
+		frame_u64v(&f, "acks", rel.acks, rel.msgs.n);
+		frame_boolv(&f, "push", rel.push, rel.msgs.n);
+		chan_send(M.ws.ch, &f);
+	}
+	batch_reset(&rel.msgs);
+}
+
+static void
+release_add(const struct nt_msg *m, uint64_t ack_conn, int push)
+{
+	if (rel.msgs.sb.size >= CHAN_BATCH_BYTES)
+		release_flush();
+	if (rel.msgs.n == rel.cap) {
+		rel.cap = rel.cap == 0 ? 64 : rel.cap * 2;
+		rel.acks = xreallocarray(rel.acks, rel.cap, sizeof(*rel.acks));
+		rel.push = xreallocarray(rel.push, rel.cap, sizeof(*rel.push));
+	}
+	rel.acks[rel.msgs.n] = ack_conn;
+	rel.push[rel.msgs.n] = push != 0;
+	batch_add(&rel.msgs, m);
+}
+
+/* At a clean stop. */
+void
+release_free(void)
+{
+	if (rel.cap > 0)
+		batch_clear(&rel.msgs);
+	free(rel.acks);
+	free(rel.push);
+	memset(&rel, 0, sizeof(rel));
+}
+
 /* The first n pending messages are durable: everyone may hear of them. */
 static void
 commit_release(size_t n)
@@ -581,23 +635,26 @@ commit_release(size_t n)
 	int64_t		 now;
 
 	now = mono_us();
+	if (rel.cap == 0)
+		batch_init(&rel.msgs);
 	for (i = 0; i < n; i++) {
 		p = M.pend[i];
 		/* Readers (history, catch-up) may see it from now on. */
 		store_release(M.store, p.m->origin, p.m->seq);
-		if (p.ack)
-			send_msg_frame(&M.ws, CH_ACK, 1, p.conn, NULL, p.m);
-		if (p.fresh) {
+		if (p.fresh)
 			hist_add(&M.stats.commit_lat, (now - p.t_us) / 1e6);
-			send_msg_frame(&M.ws, CH_PUSH, 0, 0, NULL, p.m);
-		}
+		/* Conn ids start at 1: 0 is "no ack". */
+		if (p.ack || p.fresh)
+			release_add(p.m, p.ack ? p.conn : 0, p.fresh);
 		if (p.replicate) {
 			M.stats.replicated_out++;
 			replicate_count_live();
-			replicate_live(p.m);
+			replicate_queue(p.m);
 		}
 		msg_free(p.m);
 	}
+	release_flush();
+	replicate_flush();
 	if (n > 0) {
 		memmove(M.pend, M.pend + n, (M.npend - n) * sizeof(*M.pend));
 		M.npend -= n;

@@ -860,6 +860,8 @@ master_run(void)
 	worker_start(&M.peer);
 	event_base_dispatch(M.base);
 	syncer_free(M.syncer);
+	release_free();
+	replicate_free();
 	log_batch_on(NULL);
 	if (store_stop(M.store, &cause) == -1)
 		fatalx("%s", cause);

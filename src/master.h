@@ -152,6 +152,7 @@ void	commit_cb(evutil_socket_t, short, void *);
 void	commit_schedule(void);
 void	commit_synced(int, int64_t, void *);
 void	commit_drain(void);
+void	release_free(void);
 
 /* syncer.c */
 struct syncer;
@@ -181,7 +182,9 @@ void	on_catchup_more(const msgpack_object *);
 void	on_link(const msgpack_object *);
 void	antientropy_cb(evutil_socket_t, short, void *);
 void	catchup_done(const char *, const struct nt_have *);
-void	replicate_live(const struct nt_msg *);
+void	replicate_queue(const struct nt_msg *);
+void	replicate_flush(void);
+void	replicate_free(void);
 
 /* stream.c */
 void	stream_drain(struct chan *, void *);

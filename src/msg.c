@@ -407,30 +407,40 @@ utf8_valid(const char *buf, size_t len)
 void
 str_escape(const char *in, char *out, size_t len)
 {
+	static const char	 hex[] = "0123456789abcdef";
 	const unsigned char	*s = (const unsigned char *)in;
-	size_t			 o = 0;
-	char			 e[8];
+	size_t			 o = 0, n;
+	char			 e[4];
 
+	if (len == 0)
+		return;
+	/* Most bytes pass as they are: copy them without a second look. */
 	for (; *s != '\0'; s++) {
-		if (*s == '\n')
-			snprintf(e, sizeof(e), "\\n");
-		else if (*s == '\r')
-			snprintf(e, sizeof(e), "\\r");
-		else if (*s == '\t')
-			snprintf(e, sizeof(e), "\\t");
-		else if (*s == '\\' || *s == '\'')
-			snprintf(e, sizeof(e), "\\%c", *s);
-		else if (*s < 0x20 || *s == 0x7f)
-			snprintf(e, sizeof(e), "\\x%02x", *s);
-		else {
-			e[0] = (char)*s;
-			e[1] = '\0';
+		if (*s >= 0x20 && *s != 0x7f && *s != '\\' && *s != '\'') {
+			if (o + 2 > len)
+				break;
+			out[o++] = (char)*s;
+			continue;
 		}
-		if (o + strlen(e) + 1 > len)
+		e[0] = '\\';
+		n = 2;
+		switch (*s) {
+		case '\n': e[1] = 'n'; break;
+		case '\r': e[1] = 'r'; break;
+		case '\t': e[1] = 't'; break;
+		case '\\':
+		case '\'': e[1] = (char)*s; break;
+		default:
+			e[1] = 'x';
+			e[2] = hex[*s >> 4];
+			e[3] = hex[*s & 0xf];
+			n = 4;
 			break;
-		memcpy(out + o, e, strlen(e));
-		o += strlen(e);
+		}
+		if (o + n + 1 > len)
+			break;
+		memcpy(out + o, e, n);
+		o += n;
 	}
-	if (len > 0)
-		out[o] = '\0';
+	out[o] = '\0';
 }

@@ -309,25 +309,17 @@ strv_has(const msgpack_object *a, const char *id)
 	return (0);
 }
 
-/*
- * A new message of ours, for every peer (or one), but those whose
- * catch-up is under way: it reaches them in that catch-up's turn.
- */
+/* One new message of ours, for the links that take it live. */
 static void
-on_replicate(const msgpack_object *o)
+replicate_msg(const struct nt_msg *m, const char *peer,
+    const msgpack_object *except, int64_t now)
 {
-	const msgpack_object	*except;
-	struct nt_msg		 m;
-	struct link		*l;
-	char			*peer, *json;
-	int64_t			 now = mono_us() / 1000;
-	size_t			 i;
+	struct link	*l;
+	char		*json;
+	size_t		 i, len;
 
-	peer = frame_get_str(o, "peer");
-	if (peer == NULL || frame_get_msg(o, "msg", &m) == -1)
-		fatalx("bad CH_REPLICATE frame from the master");
-	except = frame_get_array(o, "except");
-	json = wire_chat(&m, 1);
+	json = wire_chat(m, 1);
+	len = strlen(json);
 	for (i = 0; i < P.nlinks; i++) {
 		l = &P.links[i];
 		if (l->ws == NULL || (peer[0] != '\0' &&
@@ -337,11 +329,35 @@ on_replicate(const msgpack_object *o)
 			continue;
 		log_debug("Broadcasting chat to %s at ws://%s:%d", l->id,
 		    l->host, l->port);
-		ws_conn_send_text(l->ws, json, strlen(json));
+		ws_conn_send_text(l->ws, json, len);
 	}
 	free(json);
+}
+
+/*
+ * New messages of ours, for every peer (or one), but those whose
+ * catch-up is under way: they reach them in that catch-up's turn.
+ */
+static void
+on_replicate(const msgpack_object *o)
+{
+	const msgpack_object	*except, *msgs;
+	struct nt_msg		 m;
+	char			*peer;
+	int64_t			 now = mono_us() / 1000;
+	uint32_t		 i;
+
+	peer = frame_get_str(o, "peer");
+	if (peer == NULL || (msgs = frame_get_array(o, "msgs")) == NULL)
+		fatalx("bad CH_REPLICATE frame from the master");
+	except = frame_get_array(o, "except");
+	for (i = 0; i < msgs->via.array.size; i++) {
+		if (msg_unpack(&msgs->via.array.ptr[i], &m) == -1)
+			fatalx("bad message in CH_REPLICATE from the master");
+		replicate_msg(&m, peer, except, now);
+		msg_clear(&m);
+	}
 	free(peer);
-	msg_clear(&m);
 }
 
 /* One timer for every link's heartbeat and backlog. */

@@ -520,33 +520,65 @@ catchup_done(const char *peer, const struct nt_have *sent)
 }
 
 /*
- * A new message of ours, durable now, to every peer: live to those whose
- * catch-up is done, while a running catch-up sends it in its turn.
+ * New messages of ours, durable now, to every peer: live to those whose
+ * catch-up is done, while a running catch-up sends them in its turn.  All
+ * a sync released goes in one CH_REPLICATE frame (replicate_flush).
  */
+static struct chan_batch	 repl;
+static int			 repl_init;
+
 void
-replicate_live(const struct nt_msg *m)
+replicate_queue(const struct nt_msg *m)
 {
-	struct chan_frame	 f;
-	const char		**except;
-	size_t			 n, i;
+	size_t	 i;
 
 	if (M.peer.ch == NULL || !M.peer.hello)
 		return;
-	except = xcalloc(M.npeers + 1, sizeof(*except));
-	n = stream_catchup_peers(except, M.npeers);
-	frame_begin(&f, CH_REPLICATE, n > 0 ? 3 : 2);
-	frame_str(&f, "peer", "");
-	frame_msg(&f, "msg", m);
-	if (n > 0)
-		frame_strv(&f, "except", except, n);
-	chan_send(M.peer.ch, &f);
+	if (!repl_init) {
+		batch_init(&repl);
+		repl_init = 1;
+	}
+	if (repl.sb.size >= CHAN_BATCH_BYTES)
+		replicate_flush();
+	batch_add(&repl, m);
 	/* What went live need not go again in the next catch-up. */
 	for (i = 0; i < M.npeers; i++)
 		if (M.peers[i].view.up &&
 		    !stream_catchup_active(M.peers[i].view.id) &&
 		    have_get(&M.peers[i].sent, m->origin) + 1 == m->seq)
 			have_set(&M.peers[i].sent, m->origin, m->seq);
-	free(except);
+}
+
+void
+replicate_flush(void)
+{
+	struct chan_frame	 f;
+	const char		**except;
+	size_t			 n;
+
+	if (!repl_init || repl.n == 0)
+		return;
+	if (M.peer.ch != NULL && M.peer.hello) {
+		except = xcalloc(M.npeers + 1, sizeof(*except));
+		n = stream_catchup_peers(except, M.npeers);
+		frame_begin(&f, CH_REPLICATE, n > 0 ? 3 : 2);
+		frame_str(&f, "peer", "");
+		frame_batch(&f, "msgs", &repl);
+		if (n > 0)
+			frame_strv(&f, "except", except, n);
+		chan_send(M.peer.ch, &f);
+		free(except);
+	}
+	batch_reset(&repl);
+}
+
+/* At a clean stop. */
+void
+replicate_free(void)
+{
+	if (repl_init)
+		batch_clear(&repl);
+	repl_init = 0;
 }
 
 void

@@ -11,7 +11,7 @@
  *
  * A client's stream ends with CH_JOINED, after which its connection gets
  * pushes; a peer's ends when the peer holds everything we may serve, after
- * which our new messages go to it live (replicate_live()).  A message
+ * which our new messages go to it live (replicate_queue()).  A message
  * released while a stream runs is ahead of its cursor (the cursor never
  * passes what is not released), so the stream sends it: nothing is sent
  * twice, nothing is skipped.

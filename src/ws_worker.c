@@ -764,18 +764,16 @@ conn_too_slow(struct conn *c)
 	return (pending > cap + c->allowance);
 }
 
+/* A newly stored message to every joined client. */
 static void
-on_push(const msgpack_object *o)
+push_msg(const struct nt_msg *m)
 {
 	struct conn	*c, *next;
-	struct nt_msg	 m;
 	struct ws_msg	*wm;
 	char		*json, addr[64];
 
-	if (frame_get_msg(o, "msg", &m) == -1)
-		fatalx("bad CH_PUSH frame from the master");
 	/* Encoded and framed once; every client's output refers to it. */
-	json = wire_chat(&m, 0);
+	json = wire_chat(m, 0);
 	wm = ws_msg_text(json, strlen(json));
 	free(json);
 	TAILQ_FOREACH_SAFE(c, &W.conns, entry, next) {
@@ -792,7 +790,41 @@ on_push(const msgpack_object *o)
 		ws_conn_send_msg(c->ws, wm);
 	}
 	ws_msg_unref(wm);
-	msg_clear(&m);
+}
+
+/*
+ * What one sync made durable, in order: each message acknowledged to the
+ * client that sent it, if any, and pushed to joined clients, if new.
+ */
+static void
+on_release(const msgpack_object *o)
+{
+	const msgpack_object	*msgs, *acks, *push;
+	struct conn		*c;
+	struct nt_msg		 m;
+	uint32_t		 i, n;
+
+	msgs = frame_get_array(o, "msgs");
+	acks = frame_get_array(o, "acks");
+	push = frame_get_array(o, "push");
+	if (msgs == NULL || acks == NULL || push == NULL ||
+	    acks->via.array.size != msgs->via.array.size ||
+	    push->via.array.size != msgs->via.array.size)
+		fatalx("bad CH_RELEASE frame from the master");
+	n = msgs->via.array.size;
+	for (i = 0; i < n; i++) {
+		if (acks->via.array.ptr[i].type !=
+		    MSGPACK_OBJECT_POSITIVE_INTEGER ||
+		    push->via.array.ptr[i].type != MSGPACK_OBJECT_BOOLEAN ||
+		    msg_unpack(&msgs->via.array.ptr[i], &m) == -1)
+			fatalx("bad message in CH_RELEASE from the master");
+		if (acks->via.array.ptr[i].via.u64 != 0 &&
+		    (c = conn_find(acks->via.array.ptr[i].via.u64)) != NULL)
+			conn_send(c, wire_ack(&m));
+		if (push->via.array.ptr[i].via.boolean)
+			push_msg(&m);
+		msg_clear(&m);
+	}
 }
 
 static void
@@ -1119,8 +1151,8 @@ ws_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 	case CH_PAGE_END:
 		on_page_end(o);
 		break;
-	case CH_PUSH:
-		on_push(o);
+	case CH_RELEASE:
+		on_release(o);
 		break;
 	case CH_SYNC:
 		on_sync(o);

@@ -131,7 +131,11 @@ def channel():
         "join": {"t": 202, "conn": 7, "since": {"A": 3, "B": 1}},
         "history": {"t": 203, "conn": 7, "msg": msg()},
         "joined": {"t": 204, "conn": 7, "count": 2, "recovered": True},
-        "push": {"t": 205, "msg": msg(origin="B", seq=9, lamport=12)},
+        "release": {"t": 217, "msgs": [msg(origin="B", seq=9, lamport=12),
+                                       msg(cid="c1")],
+                    "acks": [0, 7], "push": [True, False]},
+        "release-uneven": {"t": 217, "msgs": [msg()], "acks": [],
+                           "push": [True]},
         "peer-hello": {"t": 206, "conn": 3, "peer": "B"},
         "peer-chat": {"t": 207, "conn": 3, "peer": "B", "msg": msg("B")},
         "peer-chat-seq0": {"t": 207, "conn": 3, "peer": "B",
@@ -145,18 +149,18 @@ def channel():
         "status": {"t": 210, "req": 1, "what": "status"},
         "fail": {"t": 211, "conn": 7, "code": "recovering", "message": "m"},
         "clients": {"t": 212, "n": 3},
-        "replicate": {"t": 300, "peer": "", "msg": msg()},
+        "replicate": {"t": 300, "peer": "", "msgs": [msg(), msg(seq=2)]},
         "sync-req": {"t": 301, "peer": "B", "have": {"A": 1}},
         "link": {"t": 302, "peer": "B", "up": True},
         "peers": {"t": 103, "ids": ["B", "C"], "seeds": []},
-        "negative-ts": {"t": 205, "msg": msg(ts=-5)},
+        "negative-ts": {"t": 201, "conn": 7, "msg": msg(ts=-5)},
         "not-a-map": [1, 2, 3],
         "nil": None,
     }
     for name, f in frames.items():
         yield name, mp(f)
-    yield "two-frames", mp(frames["hello"]) + mp(frames["push"])
-    yield "truncated", mp(frames["push"])[:-3]
+    yield "two-frames", mp(frames["hello"]) + mp(frames["release"])
+    yield "truncated", mp(frames["release"])[:-3]
     yield "huge-str-length", b"\x81\xa1t\xdb\xff\xff\xff\xf0abc"
     yield "huge-map", b"\xdf\xff\xff\xff\xff"
 

@@ -44,7 +44,7 @@ rx_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 
 	rx->frames++;
 	rx->last_type = type;
-	if (type == CH_PUSH) {
+	if (type == CH_ACK) {
 		assert_int_equal(frame_get_msg(o, "msg", &rx->msg), 0);
 		assert_int_equal(frame_get_have(o, "have", &rx->have), 0);
 		rx->str = frame_get_str(o, "s");
@@ -103,7 +103,8 @@ test_roundtrip(void **state)
 	have_set(&h, "A", 16);
 	have_set(&h, "B", 40);
 
-	frame_begin(&f, CH_PUSH, 6);
+	frame_begin(&f, CH_ACK, 7);
+	frame_u64(&f, "conn", 3);
 	frame_msg(&f, "msg", &m);
 	frame_have(&f, "have", &h);
 	frame_str(&f, "s", "string");
@@ -114,7 +115,7 @@ test_roundtrip(void **state)
 	event_base_dispatch(base);
 
 	assert_int_equal(b.frames, 2);	/* hello, then ours */
-	assert_int_equal(b.last_type, CH_PUSH);
+	assert_int_equal(b.last_type, CH_ACK);
 	assert_string_equal(b.msg.origin, "A");
 	assert_int_equal(b.msg.seq, 17);
 	assert_int_equal(b.msg.lamport, 42);
@@ -260,8 +261,8 @@ test_send_over_cap(void **state)
 	c = chan_new(base, sv[0], "t", rx_frame, rx_lost, &rx);
 	big = calloc(1, CHAN_MAX_FRAME + 1);
 	memset(big, 'x', CHAN_MAX_FRAME);
-	frame_begin(&f, CH_PUSH, 1);
-	frame_str(&f, "s", big);
+	frame_begin(&f, CH_CLUSTER, 1);
+	frame_str(&f, "json", big);
 	assert_int_equal(chan_send(c, &f), -1);
 	free(big);
 	chan_free(c);
@@ -294,7 +295,7 @@ test_frame_len(void **state)
 	m.client_id = "c";
 	have_set(&h, "A", 1);
 	have_set(&h, "B", 70000);
-	frame_begin(&f, CH_PUSH, 3);
+	frame_begin(&f, CH_ACK, 3);
 	frame_msg(&f, "msg", &m);
 	frame_have(&f, "have", &h);
 	frame_bool(&f, "b", 1);

@@ -507,6 +507,10 @@ test_escape(void **state)
 	assert_string_equal(buf, "h\xc3\xa9llo");
 	str_escape("\n\n\n\n", buf, 6);	/* cut at a whole escape */
 	assert_string_equal(buf, "\\n\\n");
+	str_escape("abcdefgh", buf, 6);	/* plain text cut to fit, NUL too */
+	assert_string_equal(buf, "abcde");
+	str_escape("a\x7f" "b", buf, sizeof(buf));
+	assert_string_equal(buf, "a\\x7fb");
 }
 
 static void
