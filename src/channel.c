@@ -24,8 +24,15 @@
 #include "channel.h"
 #include "log.h"
 
+/* How far the walk of an incoming frame got (frame_scan). */
+struct frame_scan {
+	size_t		 off;		/* bytes walked */
+	uint64_t	 left;		/* items still to walk */
+};
+
 struct chan {
 	struct bufferevent	*bev;
+	struct frame_scan	 scan;		/* of the frame coming in */
 	msgpack_unpacked	 up;		/* reused from frame to frame */
 	char			*name;
 	chan_frame_cb		 frame_cb;
@@ -46,6 +53,7 @@ static void	chan_event(struct bufferevent *, short, void *);
 static void	chan_lose(struct chan *, const char *);
 static void	chan_destroy(struct chan *);
 static int	chan_feed(struct chan *);
+static ssize_t	frame_scan(struct frame_scan *, const unsigned char *, size_t);
 static size_t	item_head(const unsigned char *, size_t, uint64_t *,
 		    uint64_t *);
 static int	chan_dispatch(struct chan *, const msgpack_object *);
@@ -65,6 +73,7 @@ chan_new(struct event_base *base, int fd, const char *name,
 	ch->lost_cb = lost_cb;
 	ch->arg = arg;
 	msgpack_unpacked_init(&ch->up);
+	ch->scan.left = 1;
 	ch->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (ch->bev == NULL)
 		fatalx("bufferevent_socket_new");
@@ -215,13 +224,16 @@ chan_feed(struct chan *ch)
 			len = CHAN_MAX_FRAME;
 		if ((p = evbuffer_pullup(in, len)) == NULL)
 			fatalx("evbuffer_pullup");
-		if ((n = chan_frame_len(p, len)) == 0 && len < CHAN_MAX_FRAME)
+		if ((n = frame_scan(&ch->scan, p, len)) == 0 &&
+		    len < CHAN_MAX_FRAME)
 			return (0);	/* the rest is still on its way */
 		if (n <= 0) {
 			log_warnx("%s: incoming frame %s", ch->name, n == 0 ?
 			    "over the size cap" : "is not msgpack");
 			return (-1);
 		}
+		ch->scan.off = 0;
+		ch->scan.left = 1;
 		off = 0;
 		if (msgpack_unpack_next(&ch->up, (const char *)p, (size_t)n,
 		    &off) != MSGPACK_UNPACK_SUCCESS || off != (size_t)n ||
@@ -304,22 +316,35 @@ item_head(const unsigned char *p, size_t len, uint64_t *payload,
 ssize_t
 chan_frame_len(const void *buf, size_t len)
 {
-	const unsigned char	*p = buf;
-	uint64_t		 left = 1, payload, items;
-	size_t			 off = 0, h;
+	struct frame_scan	 sc = { 0, 1 };
 
-	while (left > 0) {
-		if (off >= len)
+	return (frame_scan(&sc, buf, len));
+}
+
+/*
+ * The walk of chan_frame_len(), resumed where it stopped: a frame arrives
+ * in reads of 4 KiB, and walking it from its start after each read would
+ * cost quadratic time in its size.  sc stops at the first item not wholly
+ * here, so the bytes before it are never looked at again.
+ */
+static ssize_t
+frame_scan(struct frame_scan *sc, const unsigned char *p, size_t len)
+{
+	uint64_t	 payload, items;
+	size_t		 h;
+
+	while (sc->left > 0) {
+		if (sc->off >= len)
 			return (0);
-		if ((h = item_head(p + off, len - off, &payload,
+		if ((h = item_head(p + sc->off, len - sc->off, &payload,
 		    &items)) == SIZE_MAX)
 			return (-1);
-		if (h == 0 || payload > len - off - h)
+		if (h == 0 || payload > len - sc->off - h)
 			return (0);
-		off += h + payload;
-		left += items - 1;
+		sc->off += h + payload;
+		sc->left += items - 1;
 	}
-	return ((ssize_t)off);
+	return ((ssize_t)sc->off);
 }
 
 static int

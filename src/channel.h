@@ -130,10 +130,12 @@ struct chan_frame {
 /*
  * A batch of messages for one frame (history and catch-up chunks,
  * releases, replication).  Releases and replication send a batch once it
- * passes CHAN_BATCH_BYTES and start another: far below CHAN_MAX_FRAME
- * even with a message of the largest size a node takes.
+ * passes CHAN_BATCH_BYTES and start another.  Small, because a frame
+ * arrives in reads of 4 KiB (libevent's) and its end is looked for after
+ * each: a 16 KiB frame amortises the frame's cost over a hundred short
+ * messages, a larger one costs more to receive than it saves.
  */
-#define CHAN_BATCH_BYTES	(256 * 1024)
+#define CHAN_BATCH_BYTES	(16 * 1024)
 struct chan_batch {
 	msgpack_sbuffer	 sb;
 	msgpack_packer	 pk;

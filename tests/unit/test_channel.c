@@ -143,6 +143,8 @@ test_roundtrip(void **state)
 	event_base_free(base);
 }
 
+static size_t	feed_piece = 65536;	/* bytes a write(2) at most */
+
 /* Raw bytes written to one end, read by a chan at the other. */
 static struct rx *
 feed_raw(const void *buf, size_t len, int with_hello)
@@ -176,7 +178,8 @@ feed_raw(const void *buf, size_t len, int with_hello)
 	 */
 	assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
 	while (len > 0) {
-		ssize_t n = write(sv[0], buf, len > 65536 ? 65536 : len);
+		ssize_t n = write(sv[0], buf, len > feed_piece ? feed_piece :
+		    len);
 		assert_true(n > 0 || (n == -1 && errno == EAGAIN));
 		if (n > 0) {
 			buf = (const char *)buf + n;
@@ -191,6 +194,61 @@ feed_raw(const void *buf, size_t len, int with_hello)
 	close(sv[0]);
 	event_base_free(base);
 	return (&rx);
+}
+
+/*
+ * Two frames that arrive a few bytes at a time, the walk for their end
+ * resumed after each read: each is handed out once, whole, and the second
+ * is found after the first.
+ */
+static void
+test_frames_in_pieces(void **state)
+{
+	struct chan_frame	 f;
+	struct nt_msg		 m;
+	struct nt_have		 h = { NULL, 0 };
+	msgpack_sbuffer		 all;
+	struct rx		*rx;
+
+	memset(&m, 0, sizeof(m));
+	strcpy(m.origin, "B");
+	m.seq = 9;
+	m.lamport = 70000;
+	m.ts = 5;
+	m.from = "a sender of some length, past a fixstr";
+	m.text = "a text of more than thirty-one bytes, a str8";
+	have_set(&h, "A", 1);
+	msgpack_sbuffer_init(&all);
+	frame_begin(&f, CH_STATUS, 1);
+	frame_u64(&f, "req", 1);
+	msgpack_sbuffer_write(&all, f.sb.data, f.sb.size);
+	frame_release(&f);
+	frame_begin(&f, CH_ACK, 7);
+	frame_u64(&f, "conn", 3);
+	frame_msg(&f, "msg", &m);
+	frame_have(&f, "have", &h);
+	frame_str(&f, "s", "pieces");
+	frame_u64(&f, "u", 300);
+	frame_i64(&f, "i", -70000);
+	frame_bool(&f, "b", 0);
+	msgpack_sbuffer_write(&all, f.sb.data, f.sb.size);
+	frame_release(&f);
+
+	feed_piece = 3;
+	rx = feed_raw(all.data, all.size, 1);
+	feed_piece = 65536;
+	assert_int_equal(rx->lost, 0);
+	assert_int_equal(rx->frames, 3);	/* hello, status, ack */
+	assert_int_equal(rx->last_type, CH_ACK);
+	assert_int_equal(rx->msg.lamport, 70000);
+	assert_string_equal(rx->msg.text, m.text);
+	assert_string_equal(rx->str, "pieces");
+	assert_int_equal(rx->i, -70000);
+	msg_clear(&rx->msg);
+	have_clear(&rx->have);
+	free(rx->str);
+	have_clear(&h);
+	msgpack_sbuffer_destroy(&all);
 }
 
 static void
@@ -507,6 +565,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_frames_in_pieces),
 		cmocka_unit_test(test_version_mismatch),
 		cmocka_unit_test(test_not_hello_first),
 		cmocka_unit_test(test_not_a_map),
