@@ -24,6 +24,8 @@
 static int
 mesh_check(char **cause)
 {
+	/* A retry is looked up among our own messages only (chat_take). */
+	store_cid_origin(M.store, M.conf->node_id);
 	return (0);
 }
 

@@ -62,6 +62,7 @@ struct store_origin {
 	uint64_t	  n;
 	uint64_t	  nrel;
 	int		  local;	/* origin_is_local_only() */
+	int		  cids;		/* its client ids are indexed */
 	struct parked	 *parked;
 	size_t		  nparked;
 };
@@ -85,6 +86,7 @@ struct store {
 	struct cid_slot		 *cidtab;
 	size_t			  cidcap;	/* 0 or a power of two */
 	size_t			  ncid;
+	char			 *cid_origin;	/* NULL: every origin's ids */
 	struct nt_msg		  scratch;	/* what the last lookup read */
 	int64_t			  warned_ms;	/* last warning of a bad read */
 };
@@ -190,6 +192,7 @@ store_close(struct store *s)
 	store_reset(s);
 	msg_clear(&s->scratch);
 	journal_close(s->journal);
+	free(s->cid_origin);
 	free(s);
 }
 
@@ -283,7 +286,7 @@ store_index(struct store *s, size_t o, uint64_t seq,
 	have_set(&s->have, so->name, seq);
 	if (e->lamport > s->lamport)
 		s->lamport = e->lamport;
-	if (cidhash != 0)
+	if (cidhash != 0 && so->cids)
 		cid_add(s, cidhash, REF(o, seq));
 }
 
@@ -385,10 +388,33 @@ origin_add(struct store *s, const char *origin)
 	memset(so, 0, sizeof(*so));
 	snprintf(so->name, sizeof(so->name), "%s", origin);
 	so->local = origin_is_local_only(origin);
+	so->cids = s->cid_origin == NULL || strcmp(origin, s->cid_origin) == 0;
 	return (s->norigins++);
 }
 
 /* Client ids. */
+
+/*
+ * Only origin's client ids are looked up (a node's own, for retries): the
+ * others need not cost a slot each.  The table is rebuilt without them.
+ */
+void
+store_cid_origin(struct store *s, const char *origin)
+{
+	struct cid_slot	*old = s->cidtab;
+	size_t		 cap = s->cidcap, i, o;
+
+	free(s->cid_origin);
+	s->cid_origin = xstrdup(origin);
+	for (o = 0; o < s->norigins; o++)
+		s->origins[o].cids = strcmp(s->origins[o].name, origin) == 0;
+	s->cidtab = NULL;
+	s->cidcap = s->ncid = 0;
+	for (i = 0; i < cap; i++)
+		if (old[i].hash != 0 && s->origins[old[i].ref >> 48].cids)
+			cid_add(s, old[i].hash, old[i].ref);
+	free(old);
+}
 
 static void
 cid_put(struct cid_slot *tab, size_t cap, uint64_t hash, uint64_t ref)

@@ -65,6 +65,8 @@ const struct nt_msg *store_lookup(struct store *, const char *origin,
 		    uint64_t seq);
 const struct nt_msg *store_lookup_client_id(struct store *,
 		    const char *origin, const char *client_id);
+/* From now on only origin's client ids can be looked up (and cost room). */
+void		 store_cid_origin(struct store *, const char *origin);
 /*
  * How many messages of origin the log holds beyond a gap (a damaged
  * record before them): kept aside, and taken in once a peer fills the

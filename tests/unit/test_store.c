@@ -454,6 +454,17 @@ test_lookup_client_id(void **state)
 		assert_null(store_lookup_client_id(s, "B", cid));
 	}
 	assert_int_equal(store_lookup_client_id(s, "A", "c-1")->seq, 1);
+
+	/* Only A's ids from now on: B's are gone, A's and new ones stay. */
+	store_cid_origin(s, "A");
+	assert_null(store_lookup_client_id(s, "B", "c-1"));
+	assert_int_equal(store_lookup_client_id(s, "A", "k400")->seq, 400);
+	assert_int_equal(add(s, "B", 2, 9000, "c-9"), 1);
+	assert_int_equal(add(s, "C", 1, 9001, "c-9"), 1);
+	assert_int_equal(add(s, "A", 500, 9002, "c-9"), 1);
+	assert_null(store_lookup_client_id(s, "B", "c-9"));
+	assert_null(store_lookup_client_id(s, "C", "c-9"));
+	assert_int_equal(store_lookup_client_id(s, "A", "c-9")->seq, 500);
 	store_close(s);
 }
 
