@@ -95,7 +95,8 @@ static off_t	 journal_resync(struct journal *, off_t, off_t,
 		    struct recbuf *);
 static int	 journal_set_aside(struct journal *, struct damage *, size_t,
 		    off_t, char **);
-static int	 record_pack(const struct nt_msg *, msgpack_sbuffer *);
+static int	 record_pack(const struct nt_msg *, msgpack_sbuffer *, size_t *,
+		    uint32_t *);
 static int	 write_all(int, const char *, size_t);
 static ssize_t	 pread_all(int, void *, size_t, off_t);
 static void	 put_be32(unsigned char *, uint32_t);
@@ -715,27 +716,23 @@ int
 journal_append(struct journal *j, const struct nt_msg *m,
     struct journal_rec *rec)
 {
-	msgpack_sbuffer	 sb;
+	size_t		 start = j->out.size, len;
 	uint32_t	 crc;
 
-	msgpack_sbuffer_init(&sb);
-	if (record_pack(m, &sb) == -1) {
-		msgpack_sbuffer_destroy(&sb);
+	/* Packed in place, at the end of the turn's output. */
+	if (record_pack(m, &j->out, &len, &crc) == -1) {
+		j->out.size = start;
 		return (-1);
 	}
-	if (msgpack_sbuffer_write(&j->out, sb.data, sb.size) != 0)
-		fatalx("journal_append: out of memory");
 	memset(rec, 0, sizeof(*rec));
 	rec->off = j->size;
-	rec->len = sb.size - JOURNAL_HDR_LEN;
+	rec->len = len;
 	memcpy(rec->origin, m->origin, sizeof(rec->origin));
 	rec->seq = m->seq;
 	rec->lamport = m->lamport;
 	rec->cidhash = msg_cid_hash(m->origin, m->client_id);
-	crc = get_be32((const unsigned char *)sb.data + 4);
 	logindex_add(j->index, rec, crc);
-	j->size += sb.size;
-	msgpack_sbuffer_destroy(&sb);
+	j->size += j->out.size - start;
 	return (0);
 }
 
@@ -801,30 +798,34 @@ journal_read(struct journal *j, off_t off, uint32_t len, const char **payload)
 	return (0);
 }
 
-/* The whole record in one buffer, so it goes out in one write(2). */
+/*
+ * The record (header, then m) appended to sb, whose earlier contents stay:
+ * a turn's records go out in one write(2).  *len and *crc are the
+ * payload's.
+ */
 static int
-record_pack(const struct nt_msg *m, msgpack_sbuffer *sb)
+record_pack(const struct nt_msg *m, msgpack_sbuffer *sb, size_t *len,
+    uint32_t *crc)
 {
 	msgpack_packer	 pk;
-	unsigned char	 hdr[JOURNAL_HDR_LEN];
-	size_t		 len;
+	unsigned char	 hdr[JOURNAL_HDR_LEN], *h;
+	size_t		 start = sb->size;
 
 	memset(hdr, 0, sizeof(hdr));
-	if (msgpack_sbuffer_write(sb, (const char *)hdr, sizeof(hdr)) != 0) {
-		errno = ENOMEM;
-		return (-1);
-	}
+	if (msgpack_sbuffer_write(sb, (const char *)hdr, sizeof(hdr)) != 0)
+		fatalx("record_pack: out of memory");
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 	msg_pack(&pk, m);
-	len = sb->size - sizeof(hdr);
-	if (len > JOURNAL_MAX_RECORD) {
+	*len = sb->size - start - sizeof(hdr);
+	if (*len > JOURNAL_MAX_RECORD) {
 		/* Replay would take it for corruption. */
 		errno = EMSGSIZE;
 		return (-1);
 	}
-	put_be32((unsigned char *)sb->data, len);
-	put_be32((unsigned char *)sb->data + 4,
-	    crc32(0L, (const Bytef *)sb->data + sizeof(hdr), len));
+	h = (unsigned char *)sb->data + start;
+	*crc = crc32(0L, h + sizeof(hdr), *len);
+	put_be32(h, *len);
+	put_be32(h + 4, *crc);
 	return (0);
 }
 
