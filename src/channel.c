@@ -46,6 +46,9 @@ struct chan {
 	size_t			 backlog_max;	/* 0: no cap */
 	int			 stalled;	/* the cap was reached */
 	struct event		*ev_stall;	/* reports it from the loop */
+	msgpack_sbuffer		 q;		/* frames queued (chan_queue) */
+	size_t			 qn;
+	struct event		*ev_flush;	/* sends them, next turn */
 };
 
 static void	chan_read(struct bufferevent *, void *);
@@ -57,9 +60,14 @@ static ssize_t	frame_scan(struct frame_scan *, const unsigned char *, size_t);
 static size_t	item_head(const unsigned char *, size_t, uint64_t *,
 		    uint64_t *);
 static int	chan_dispatch(struct chan *, const msgpack_object *);
+static int	chan_dispatch_batch(struct chan *, const msgpack_object *);
 static void	chan_send_hello(struct chan *);
 static void	chan_write(struct bufferevent *, void *);
 static void	chan_stall_cb(evutil_socket_t, short, void *);
+static void	chan_flush_cb(evutil_socket_t, short, void *);
+static int	chan_flush(struct chan *);
+static int	chan_put(struct chan *, const void *, size_t, const void *,
+		    size_t);
 
 struct chan *
 chan_new(struct event_base *base, int fd, const char *name,
@@ -80,7 +88,8 @@ chan_new(struct event_base *base, int fd, const char *name,
 	bufferevent_setcb(ch->bev, chan_read, NULL, chan_event, ch);
 	bufferevent_enable(ch->bev, EV_READ | EV_WRITE);
 	ch->ev_stall = event_new(base, -1, 0, chan_stall_cb, ch);
-	if (ch->ev_stall == NULL)
+	ch->ev_flush = evtimer_new(base, chan_flush_cb, ch);
+	if (ch->ev_stall == NULL || ch->ev_flush == NULL)
 		fatalx("event_new");
 	chan_send_hello(ch);
 	return (ch);
@@ -102,6 +111,9 @@ chan_free(struct chan *ch)
 static void
 chan_destroy(struct chan *ch)
 {
+	chan_flush(ch);		/* into the output: it may still go out */
+	event_free(ch->ev_flush);
+	msgpack_sbuffer_destroy(&ch->q);
 	event_free(ch->ev_stall);
 	bufferevent_free(ch->bev);
 	msgpack_unpacked_destroy(&ch->up);
@@ -109,33 +121,117 @@ chan_destroy(struct chan *ch)
 	free(ch);
 }
 
-int
-chan_send(struct chan *ch, struct chan_frame *f)
+/*
+ * Hand a frame's bytes (head, then body) to the output, unless the link
+ * is gone or the reader stopped reading.
+ */
+static int
+chan_put(struct chan *ch, const void *head, size_t hlen, const void *body,
+    size_t blen)
 {
-	int	 rv = 0;
+	struct evbuffer	*out = bufferevent_get_output(ch->bev);
 
-	if (f->sb.size > CHAN_MAX_FRAME) {
+	if (hlen + blen > CHAN_MAX_FRAME) {
 		log_warnx("%s: frame of %zu bytes over the cap; not sent",
-		    ch->name, f->sb.size);
-		rv = -1;
-	} else if (ch->lost || ch->stalled)
-		rv = -1;
-	else if (ch->backlog_max > 0 &&
-	    chan_pending(ch) + f->sb.size > ch->backlog_max) {
+		    ch->name, hlen + blen);
+		return (-1);
+	}
+	if (ch->lost || ch->stalled)
+		return (-1);
+	if (ch->backlog_max > 0 &&
+	    evbuffer_get_length(out) + hlen + blen > ch->backlog_max) {
 		/* Not from here: our caller may still use the channel. */
 		ch->stalled = 1;
 		event_active(ch->ev_stall, EV_TIMEOUT, 1);
-		rv = -1;
-	} else if (bufferevent_write(ch->bev, f->sb.data, f->sb.size) != 0)
-		rv = -1;
+		return (-1);
+	}
+	if ((hlen > 0 && evbuffer_add(out, head, hlen) != 0) ||
+	    evbuffer_add(out, body, blen) != 0)
+		return (-1);
+	return (0);
+}
+
+int
+chan_send(struct chan *ch, struct chan_frame *f)
+{
+	int	 rv;
+
+	/* What was queued goes first: frames keep their order. */
+	if ((rv = chan_flush(ch)) == 0)
+		rv = chan_put(ch, NULL, 0, f->sb.data, f->sb.size);
 	frame_release(f);
 	return (rv);
+}
+
+/*
+ * Queue a frame, to go out with the others queued this turn as one
+ * CH_BATCH frame: per-message frames (a client's chat, a peer's) cost the
+ * reader an unpack and a check each otherwise.  Sent at the next turn of
+ * the loop, or at once past CHAN_BATCH_BYTES, or before any chan_send().
+ */
+int
+chan_queue(struct chan *ch, struct chan_frame *f)
+{
+	struct timeval	 tv = { 0, 0 };
+	int		 rv = 0;
+
+	if (ch->lost || ch->stalled)
+		rv = -1;
+	else if (f->sb.size > CHAN_BATCH_BYTES) {
+		if ((rv = chan_flush(ch)) == 0)
+			rv = chan_put(ch, NULL, 0, f->sb.data, f->sb.size);
+	} else {
+		if (msgpack_sbuffer_write(&ch->q, f->sb.data, f->sb.size) != 0)
+			fatalx("chan_queue: out of memory");
+		if (ch->qn++ == 0)
+			evtimer_add(ch->ev_flush, &tv);
+		if (ch->q.size >= CHAN_BATCH_BYTES)
+			rv = chan_flush(ch);
+	}
+	frame_release(f);
+	return (rv);
+}
+
+/* The frames queued, as they are (one) or in a CH_BATCH frame. */
+static int
+chan_flush(struct chan *ch)
+{
+	msgpack_sbuffer	 hsb;
+	msgpack_packer	 pk;
+	int		 rv;
+
+	if (ch->qn == 0)
+		return (0);
+	evtimer_del(ch->ev_flush);
+	if (ch->qn == 1)
+		rv = chan_put(ch, NULL, 0, ch->q.data, ch->q.size);
+	else {
+		msgpack_sbuffer_init(&hsb);
+		msgpack_packer_init(&pk, &hsb, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, 2);
+		msgpack_pack_str_with_body(&pk, "t", 1);
+		msgpack_pack_uint64(&pk, CH_BATCH);
+		msgpack_pack_str_with_body(&pk, "frames", 6);
+		msgpack_pack_array(&pk, ch->qn);
+		rv = chan_put(ch, hsb.data, hsb.size, ch->q.data, ch->q.size);
+		msgpack_sbuffer_destroy(&hsb);
+	}
+	ch->q.size = 0;
+	ch->qn = 0;
+	return (rv);
+}
+
+static void
+chan_flush_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	chan_flush(arg);
 }
 
 size_t
 chan_pending(const struct chan *ch)
 {
-	return (evbuffer_get_length(bufferevent_get_output(ch->bev)));
+	return (evbuffer_get_length(bufferevent_get_output(ch->bev)) +
+	    ch->q.size);
 }
 
 void
@@ -371,7 +467,31 @@ chan_dispatch(struct chan *ch, const msgpack_object *o)
 		}
 		ch->got_hello = 1;
 	}
+	if (type == CH_BATCH)
+		return (chan_dispatch_batch(ch, o));
 	ch->frame_cb(ch, (int)type, o, ch->arg);
+	return (0);
+}
+
+/* Each frame of a batch, in order, as if it had come alone. */
+static int
+chan_dispatch_batch(struct chan *ch, const msgpack_object *o)
+{
+	const msgpack_object	*a = frame_get_array(o, "frames");
+	const msgpack_object	*f;
+	uint64_t		 type;
+	uint32_t		 i;
+
+	for (i = 0; i < a->via.array.size && !ch->freed && !ch->lost; i++) {
+		f = &a->via.array.ptr[i];
+		if (f->type == MSGPACK_OBJECT_MAP &&
+		    frame_get_u64(f, "t", &type) == 0 && type == CH_BATCH) {
+			log_warnx("%s: a batch inside a batch", ch->name);
+			return (-1);
+		}
+		if (chan_dispatch(ch, f) == -1)
+			return (-1);
+	}
 	return (0);
 }
 
@@ -417,6 +537,7 @@ static const struct chan_schema {
 	const char	*fields[CHAN_MAX_FIELDS + 1];
 } chan_schemas[] = {
 	{ CH_HELLO, "hello", { "v:u", "pid:i?" } },
+	{ CH_BATCH, "batch", { "frames:v" } },
 	{ CH_QUIT, "quit", { NULL } },
 	{ CH_LOGLEVEL, "loglevel", { "level:u" } },
 	{ CH_PEERS, "peers", { "ids:v", "seeds:v", "hosts:v" } },

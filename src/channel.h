@@ -31,6 +31,9 @@ enum chan_type {
 	CH_PEERS = 103,		/* m->ws: ids[], seeds[] allowed to replicate,
 				   hosts[] (parallel to ids) */
 	CH_REOPEN = 105,	/* m->w: target: reopen the log (SIGUSR1) */
+	CH_BATCH = 106,		/* both ways: frames[]: frames queued in one
+				   turn (chan_queue), each handled as if it
+				   came alone; never a batch in a batch */
 	CH_SETTINGS = 104,	/* m->w: after a reload: max_clients,
 				   max_message_bytes, max_frame_bytes,
 				   max_clients_per_address,
@@ -147,6 +150,11 @@ struct chan	*chan_new(struct event_base *, int fd, const char *name,
 void		 chan_free(struct chan *);
 /* Send and release f.  Never blocks; output is buffered.  0 or -1. */
 int		 chan_send(struct chan *, struct chan_frame *f);
+/*
+ * Queue and release f: it goes out with the others queued this turn, in
+ * one CH_BATCH frame, before anything chan_send() sends later.  0 or -1.
+ */
+int		 chan_queue(struct chan *, struct chan_frame *f);
 /* Bytes waiting to be sent. */
 size_t		 chan_pending(const struct chan *);
 /*

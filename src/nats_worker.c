@@ -242,7 +242,7 @@ pub_answered(struct pub *p, const struct nw_ack *k)
 	frame_u64(&f, "id", p->id);
 	frame_u64(&f, "seq", k->seq);
 	frame_bool(&f, "dup", k->dup);
-	chan_send(N.ch, &f);
+	chan_queue(N.ch, &f);	/* with the others of this turn */
 	pub_free(p);
 }
 
@@ -342,7 +342,7 @@ forward(struct nw_in *in)
 		frame_begin(&f, CH_STREAM_MSG, 2);
 		frame_u64(&f, "gen", in->gen);
 		frame_msg(&f, "msg", &in->m);
-		chan_send(N.ch, &f);
+		chan_queue(N.ch, &f);	/* with the others of this turn */
 		N.fwd = in->m.seq;
 	}
 	msg_clear(&in->m);

@@ -325,7 +325,7 @@ relay_chat(struct conn *c, struct wire_in *w)
 	frame_str(&f, "text", w->msg.text);
 	if (w->msg.client_id != NULL)
 		frame_str(&f, "cid", w->msg.client_id);
-	chan_send(W.ch, &f);
+	chan_queue(W.ch, &f);	/* with the others of this turn */
 }
 
 static void
@@ -389,7 +389,7 @@ on_replicated(struct conn *c, struct wire_in *w)
 		frame_u64(&f, "conn", c->id);
 		frame_str(&f, "peer", c->peer);
 		frame_msg(&f, "msg", &w->msg);
-		chan_send(W.ch, &f);
+		chan_queue(W.ch, &f);	/* with the others of this turn */
 	} else if (W.seeds && W.conf->secret[0] == '\0' &&
 	    !w->has_identity) {
 		if (!replicated_too_long(c, w))

@@ -154,6 +154,11 @@ def channel():
         "link": {"t": 302, "peer": "B", "up": True},
         "peers": {"t": 103, "ids": ["B", "C"], "seeds": []},
         "negative-ts": {"t": 201, "conn": 7, "msg": msg(ts=-5)},
+        "batch": {"t": 106, "frames": [
+            {"t": 200, "conn": 7, "t_us": 5, "after": 3, "from": "k",
+             "text": "one"},
+            {"t": 207, "conn": 3, "peer": "B", "msg": msg("B")}]},
+        "batch-in-batch": {"t": 106, "frames": [{"t": 106, "frames": []}]},
         "not-a-map": [1, 2, 3],
         "nil": None,
     }

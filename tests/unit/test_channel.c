@@ -34,6 +34,8 @@ struct rx {
 	int64_t		 i;
 	int		 b;
 	int		 lost;
+	uint64_t	 reqs[8];	/* CH_STATUS frames' req, in order */
+	int		 nreqs;
 	struct event_base *base;
 };
 
@@ -44,6 +46,8 @@ rx_frame(struct chan *ch, int type, const msgpack_object *o, void *arg)
 
 	rx->frames++;
 	rx->last_type = type;
+	if (type == CH_STATUS && rx->nreqs < 8)
+		frame_get_u64(o, "req", &rx->reqs[rx->nreqs++]);
 	if (type == CH_ACK) {
 		assert_int_equal(frame_get_msg(o, "msg", &rx->msg), 0);
 		assert_int_equal(frame_get_have(o, "have", &rx->have), 0);
@@ -252,6 +256,78 @@ test_frames_in_pieces(void **state)
 }
 
 static void
+status_frame(struct chan_frame *f, uint64_t req)
+{
+	frame_begin(f, CH_STATUS, 1);
+	frame_u64(f, "req", req);
+}
+
+/*
+ * Frames queued in a turn go out together, and before anything sent
+ * after them: the reader sees them one by one, in order.
+ */
+static void
+test_queue_order(void **state)
+{
+	struct event_base	*base = event_base_new();
+	struct rx		 a, b;
+	struct chan		*ca, *cb;
+	struct chan_frame	 f;
+	int			 sv[2], i;
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.base = b.base = base;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ca = chan_new(base, sv[0], "a", rx_frame, rx_lost, &a);
+	cb = chan_new(base, sv[1], "b", rx_frame, rx_lost, &b);
+	status_frame(&f, 1);
+	assert_int_equal(chan_queue(ca, &f), 0);
+	status_frame(&f, 2);
+	assert_int_equal(chan_queue(ca, &f), 0);
+	assert_true(chan_pending(ca) > 0);
+	status_frame(&f, 3);
+	assert_int_equal(chan_send(ca, &f), 0);	/* after 1 and 2 */
+	status_frame(&f, 4);
+	assert_int_equal(chan_queue(ca, &f), 0);
+	status_frame(&f, 5);
+	assert_int_equal(chan_queue(ca, &f), 0);
+	run_for(base, 100);
+	assert_int_equal(b.lost, 0);
+	assert_int_equal(b.frames, 6);		/* hello, then five */
+	assert_int_equal(b.nreqs, 5);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(b.reqs[i], i + 1);
+	chan_free(ca);
+	chan_free(cb);
+	event_base_free(base);
+}
+
+/* A batch is taken apart once: one inside another ends the link. */
+static void
+test_batch_in_batch(void **state)
+{
+	/* {"t":106,"frames":[{"t":210,"req":7},{"t":106,"frames":[]}]} */
+	const unsigned char	 f[] = { 0x82, 0xa1, 't', 0x6a,
+	    0xa6, 'f', 'r', 'a', 'm', 'e', 's', 0x92,
+	    0x82, 0xa1, 't', 0xcc, 0xd2, 0xa3, 'r', 'e', 'q', 0x07,
+	    0x82, 0xa1, 't', 0x6a, 0xa6, 'f', 'r', 'a', 'm', 'e', 's', 0x90 };
+	struct rx		*rx = feed_raw(f, sizeof(f), 1);
+
+	/* {"t":106,"frames":1} */
+	const unsigned char	 g[] = { 0x82, 0xa1, 't', 0x6a,
+	    0xa6, 'f', 'r', 'a', 'm', 'e', 's', 0x01 };
+
+	assert_int_equal(rx->frames, 2);	/* the hello, req 7 */
+	assert_int_equal(rx->nreqs, 1);
+	assert_int_equal(rx->reqs[0], 7);
+	assert_int_equal(rx->lost, 1);
+	rx = feed_raw(g, sizeof(g), 1);
+	assert_int_equal(rx->frames, 1);
+	assert_int_equal(rx->lost, 1);
+}
+
+static void
 test_version_mismatch(void **state)
 {
 	/* {"t":100,"v":99} */
@@ -452,6 +528,8 @@ rx_count(struct chan *ch, int type, const msgpack_object *o, void *arg)
 
 	rx->frames++;
 	rx->last_type = type;
+	if (type == CH_STATUS && rx->nreqs < 8)
+		frame_get_u64(o, "req", &rx->reqs[rx->nreqs++]);
 	if (rx->frames == 2)	/* the hello, then the frame */
 		event_base_loopbreak(rx->base);
 }
@@ -501,7 +579,8 @@ test_every_type(void **state)
 	int			 type, n, i, types = 0;
 
 	for (type = 0; type < 1000; type++) {
-		if (chan_type_fields(type) == NULL)
+		/* A batch is never handed out: test_queue_order. */
+		if (chan_type_fields(type) == NULL || type == CH_BATCH)
 			continue;
 		types++;
 		assert_non_null(chan_type_name(type));
@@ -566,6 +645,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_frames_in_pieces),
+		cmocka_unit_test(test_queue_order),
+		cmocka_unit_test(test_batch_in_batch),
 		cmocka_unit_test(test_version_mismatch),
 		cmocka_unit_test(test_not_hello_first),
 		cmocka_unit_test(test_not_a_map),
