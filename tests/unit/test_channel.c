@@ -78,6 +78,21 @@ run_for(struct event_base *base, int ms)
 	event_base_dispatch(base);
 }
 
+/* Two channels on a socketpair, each frame counted in a or b by fn. */
+static void
+chan_pair(struct event_base *base, chan_frame_cb fn, struct rx *a,
+    struct rx *b, struct chan **ca, struct chan **cb)
+{
+	int	 sv[2];
+
+	memset(a, 0, sizeof(*a));
+	memset(b, 0, sizeof(*b));
+	a->base = b->base = base;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	*ca = chan_new(base, sv[0], "a", fn, rx_lost, a);
+	*cb = chan_new(base, sv[1], "b", fn, rx_lost, b);
+}
+
 static void
 test_roundtrip(void **state)
 {
@@ -87,14 +102,8 @@ test_roundtrip(void **state)
 	struct chan_frame	 f;
 	struct nt_msg		 m;
 	struct nt_have		 h = { NULL, 0 };
-	int			 sv[2];
 
-	memset(&a, 0, sizeof(a));
-	memset(&b, 0, sizeof(b));
-	a.base = b.base = base;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	ca = chan_new(base, sv[0], "a", rx_frame, rx_lost, &a);
-	cb = chan_new(base, sv[1], "b", rx_frame, rx_lost, &b);
+	chan_pair(base, rx_frame, &a, &b, &ca, &cb);
 
 	memset(&m, 0, sizeof(m));
 	strcpy(m.origin, "A");
@@ -273,14 +282,9 @@ test_queue_order(void **state)
 	struct rx		 a, b;
 	struct chan		*ca, *cb;
 	struct chan_frame	 f;
-	int			 sv[2], i;
+	int			 i;
 
-	memset(&a, 0, sizeof(a));
-	memset(&b, 0, sizeof(b));
-	a.base = b.base = base;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	ca = chan_new(base, sv[0], "a", rx_frame, rx_lost, &a);
-	cb = chan_new(base, sv[1], "b", rx_frame, rx_lost, &b);
+	chan_pair(base, rx_frame, &a, &b, &ca, &cb);
 	status_frame(&f, 1);
 	assert_int_equal(chan_queue(ca, &f), 0);
 	status_frame(&f, 2);
@@ -541,14 +545,9 @@ send_one(struct chan_frame *f, int type)
 	struct event_base	*base = event_base_new();
 	struct chan		*ca, *cb;
 	struct rx		 a, b;
-	int			 sv[2], ok;
+	int			 ok;
 
-	memset(&a, 0, sizeof(a));
-	memset(&b, 0, sizeof(b));
-	a.base = b.base = base;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	ca = chan_new(base, sv[0], "a", rx_count, rx_lost, &a);
-	cb = chan_new(base, sv[1], "b", rx_count, rx_lost, &b);
+	chan_pair(base, rx_count, &a, &b, &ca, &cb);
 	assert_int_equal(chan_send(ca, f), 0);
 	run_for(base, 5000);	/* the frame or the loss ends it */
 	ok = b.frames == 2 && b.last_type == type && !b.lost;
