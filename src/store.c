@@ -87,6 +87,8 @@ struct store {
 	size_t			  cidcap;	/* 0 or a power of two */
 	size_t			  ncid;
 	char			 *cid_origin;	/* NULL: every origin's ids */
+	struct cid_slot		 *cidlater;	/* replayed, not in the table */
+	size_t			  ncidlater, cidlatercap;
 	struct nt_msg		  scratch;	/* what the last lookup read */
 	int64_t			  warned_ms;	/* last warning of a bad read */
 };
@@ -102,6 +104,7 @@ static size_t	 origin_find(const struct store *, const char *, int *);
 static size_t	 origin_add(struct store *, const char *);
 static struct store_ent *ent_at(const struct store_origin *, uint64_t);
 static void	 cid_add(struct store *, uint64_t, uint64_t);
+static void	 cid_build(struct store *);
 static void	 store_reset(struct store *);
 
 /*
@@ -181,6 +184,9 @@ store_reset(struct store *s)
 	free(s->cidtab);
 	s->cidtab = NULL;
 	s->cidcap = s->ncid = 0;
+	free(s->cidlater);
+	s->cidlater = NULL;
+	s->ncidlater = s->cidlatercap = 0;
 	s->lamport = s->count = 0;
 }
 
@@ -414,6 +420,7 @@ store_cid_origin(struct store *s, const char *origin)
 		if (old[i].hash != 0 && s->origins[old[i].ref >> 48].cids)
 			cid_add(s, old[i].hash, old[i].ref);
 	free(old);
+	cid_build(s);	/* now, rather than at the first chat */
 }
 
 static void
@@ -427,24 +434,81 @@ cid_put(struct cid_slot *tab, size_t cap, uint64_t hash, uint64_t ref)
 	tab[i].ref = ref;
 }
 
+static void
+cid_resize(struct store *s, size_t cap)
+{
+	struct cid_slot	*tab = xcalloc(cap, sizeof(*tab));
+	size_t		 i;
+
+	for (i = 0; i < s->cidcap; i++)
+		if (s->cidtab[i].hash != 0)
+			cid_put(tab, cap, s->cidtab[i].hash, s->cidtab[i].ref);
+	free(s->cidtab);
+	s->cidtab = tab;
+	s->cidcap = cap;
+}
+
+static size_t	 cid_sort_mask;	/* for qsort's comparison */
+
+static int
+cid_slot_cmp(const void *a, const void *b)
+{
+	size_t	 x = ((const struct cid_slot *)a)->hash & cid_sort_mask;
+	size_t	 y = ((const struct cid_slot *)b)->hash & cid_sort_mask;
+
+	return (x < y ? -1 : x > y);
+}
+
+/*
+ * The ids replay found, into the table at once.  Put one by one as the
+ * log is read, a million ids cost the restart a second (the table grown
+ * many times, each put a cache miss at a random place); sized once and
+ * put in the order of their slots, they cost a tenth of it.
+ */
+static void
+cid_build(struct store *s)
+{
+	struct cid_slot	*v = s->cidlater;
+	size_t		 n = 0, i, cap;
+
+	if (v == NULL)
+		return;
+	s->cidlater = NULL;
+	for (i = 0; i < s->ncidlater; i++)
+		if (s->origins[v[i].ref >> 48].cids)
+			v[n++] = v[i];
+	for (cap = s->cidcap > 0 ? s->cidcap : CID_MIN_SLOTS;
+	    (s->ncid + n) * 4 > cap * 3; cap *= 2)
+		;
+	if (cap != s->cidcap)
+		cid_resize(s, cap);
+	cid_sort_mask = cap - 1;
+	qsort(v, n, sizeof(*v), cid_slot_cmp);
+	for (i = 0; i < n; i++)
+		cid_put(s->cidtab, s->cidcap, v[i].hash, v[i].ref);
+	s->ncid += n;
+	free(v);
+	s->ncidlater = s->cidlatercap = 0;
+}
+
 /* Keep the load under 75%; several refs may share a hash. */
 static void
 cid_add(struct store *s, uint64_t hash, uint64_t ref)
 {
-	struct cid_slot	*tab;
-	size_t		 cap, i;
-
-	if ((s->ncid + 1) * 4 > s->cidcap * 3) {
-		cap = s->cidcap == 0 ? CID_MIN_SLOTS : s->cidcap * 2;
-		tab = xcalloc(cap, sizeof(*tab));
-		for (i = 0; i < s->cidcap; i++)
-			if (s->cidtab[i].hash != 0)
-				cid_put(tab, cap, s->cidtab[i].hash,
-				    s->cidtab[i].ref);
-		free(s->cidtab);
-		s->cidtab = tab;
-		s->cidcap = cap;
+	if (s->replaying) {
+		if (s->ncidlater == s->cidlatercap) {
+			s->cidlatercap = s->cidlatercap == 0 ? 4096 :
+			    s->cidlatercap * 2;
+			s->cidlater = xreallocarray(s->cidlater,
+			    s->cidlatercap, sizeof(*s->cidlater));
+		}
+		s->cidlater[s->ncidlater].hash = hash;
+		s->cidlater[s->ncidlater++].ref = ref;
+		return;
 	}
+	cid_build(s);
+	if ((s->ncid + 1) * 4 > s->cidcap * 3)
+		cid_resize(s, s->cidcap == 0 ? CID_MIN_SLOTS : s->cidcap * 2);
 	cid_put(s->cidtab, s->cidcap, hash, ref);
 	s->ncid++;
 }
@@ -507,6 +571,7 @@ store_lookup_client_id(struct store *s, const char *origin,
 	uint64_t		 hash = msg_cid_hash(origin, client_id);
 	size_t			 i, o;
 
+	cid_build(s);
 	if (s->cidcap == 0 || hash == 0)
 		return (NULL);
 	for (i = hash & (s->cidcap - 1); s->cidtab[i].hash != 0;

@@ -466,6 +466,24 @@ test_lookup_client_id(void **state)
 	assert_null(store_lookup_client_id(s, "C", "c-9"));
 	assert_int_equal(store_lookup_client_id(s, "A", "c-9")->seq, 500);
 	store_close(s);
+
+	/* Replayed: every id again, found once the table is built... */
+	s = open_ok(f->data);
+	assert_int_equal(store_lookup_client_id(s, "B", "c-9")->seq, 2);
+	for (seq = 4; seq < 500; seq++) {
+		snprintf(cid, sizeof(cid), "k%llu", (unsigned long long)seq);
+		assert_int_equal(store_lookup_client_id(s, "A", cid)->seq, seq);
+	}
+	store_close(s);
+	/* ...or only A's, when that is said before the first lookup. */
+	s = open_ok(f->data);
+	store_cid_origin(s, "A");
+	assert_null(store_lookup_client_id(s, "B", "c-9"));
+	assert_int_equal(store_lookup_client_id(s, "A", "c-9")->seq, 500);
+	assert_int_equal(add(s, "A", 501, 9003, "c-10"), 1);
+	assert_int_equal(store_lookup_client_id(s, "A", "c-10")->seq, 501);
+	assert_int_equal(store_lookup_client_id(s, "A", "c-1")->seq, 1);
+	store_close(s);
 }
 
 /* "A-1 B-1": what a cursor returns from here to its end. */
