@@ -69,8 +69,8 @@ pending_has(const struct nt_msg *m)
 	size_t	 i;
 
 	for (i = 0; i < M.npend; i++)
-		if (M.pend[i].fresh && M.pend[i].m->seq == m->seq &&
-		    strcmp(M.pend[i].m->origin, m->origin) == 0)
+		if (M.pend[i].fresh && M.pend[i].seq == m->seq &&
+		    strcmp(M.pend[i].origin, m->origin) == 0)
 			return (1);
 	return (0);
 }
@@ -79,13 +79,19 @@ pending_has(const struct nt_msg *m)
  * A message that waits for the sync that covers its record before anyone
  * hears of it; a copy, since the store keeps no texts in memory.  A
  * retry's message is durable already, but waits its turn: acks on a
- * connection keep their order.
+ * connection keep their order.  The copy is in msg_pack() form, as the
+ * frames that release and replicate it carry it: the record just
+ * appended has those bytes already.
  */
 void
 pending_add(const struct nt_msg *m, int ack, uint64_t conn, int fresh,
     int replicate)
 {
 	struct pending	*p;
+	msgpack_sbuffer	 sb;
+	msgpack_packer	 pk;
+	const char	*rec;
+	size_t		 len;
 
 	if (M.npend == M.pendcap) {
 		M.pendcap = M.pendcap == 0 ? 64 : M.pendcap * 2;
@@ -93,7 +99,19 @@ pending_add(const struct nt_msg *m, int ack, uint64_t conn, int fresh,
 	}
 	p = &M.pend[M.npend++];
 	memset(p, 0, sizeof(*p));
-	p->m = msg_dup(m);
+	memcpy(p->origin, m->origin, sizeof(p->origin));
+	p->seq = m->seq;
+	if (store_last_packed(M.store, m->origin, m->seq, &rec, &len) == 0) {
+		p->packed = xmalloc(len);
+		memcpy(p->packed, rec, len);
+		p->plen = len;
+	} else {
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		msg_pack(&pk, m);
+		p->packed = sb.data;	/* ours now */
+		p->plen = sb.size;
+	}
 	p->conn = conn;
 	p->ack = ack;
 	p->fresh = fresh;
@@ -601,7 +619,7 @@ release_flush(void)
 }
 
 static void
-release_add(const struct nt_msg *m, uint64_t ack_conn, int push)
+release_add(const struct pending *p, uint64_t ack_conn, int push)
 {
 	if (rel.msgs.sb.size >= CHAN_BATCH_BYTES)
 		release_flush();
@@ -612,7 +630,7 @@ release_add(const struct nt_msg *m, uint64_t ack_conn, int push)
 	}
 	rel.acks[rel.msgs.n] = ack_conn;
 	rel.push[rel.msgs.n] = push != 0;
-	batch_add(&rel.msgs, m);
+	batch_add_raw(&rel.msgs, p->packed, p->plen);
 }
 
 /* At a clean stop. */
@@ -640,18 +658,18 @@ commit_release(size_t n)
 	for (i = 0; i < n; i++) {
 		p = M.pend[i];
 		/* Readers (history, catch-up) may see it from now on. */
-		store_release(M.store, p.m->origin, p.m->seq);
+		store_release(M.store, p.origin, p.seq);
 		if (p.fresh)
 			hist_add(&M.stats.commit_lat, (now - p.t_us) / 1e6);
 		/* Conn ids start at 1: 0 is "no ack". */
 		if (p.ack || p.fresh)
-			release_add(p.m, p.ack ? p.conn : 0, p.fresh);
+			release_add(&p, p.ack ? p.conn : 0, p.fresh);
 		if (p.replicate) {
 			M.stats.replicated_out++;
 			replicate_count_live();
-			replicate_queue(p.m);
+			replicate_queue(p.origin, p.seq, p.packed, p.plen);
 		}
-		msg_free(p.m);
+		free(p.packed);
 	}
 	release_flush();
 	replicate_flush();

@@ -56,6 +56,9 @@ struct journal {
 	int			 unclean_none;	/* last run died under "none" */
 	int			 recovering;	/* the state file exists */
 	msgpack_sbuffer		 out;		/* this turn's records */
+	struct journal_rec	 last;		/* the last one appended, */
+	size_t			 last_at;	/* its payload in out */
+	int			 last_ok;	/* (until out is written) */
 	char			*rbuf;		/* journal_read()'s */
 	size_t			 rcap;
 	struct logindex		*index;
@@ -733,6 +736,21 @@ journal_append(struct journal *j, const struct nt_msg *m,
 	rec->cidhash = msg_cid_hash(m->origin, m->client_id);
 	logindex_add(j->index, rec, crc);
 	j->size += j->out.size - start;
+	j->last = *rec;
+	j->last_at = start + JOURNAL_HDR_LEN;
+	j->last_ok = 1;
+	return (0);
+}
+
+int
+journal_last(const struct journal *j, const char *origin, uint64_t seq,
+    const char **payload, size_t *len)
+{
+	if (!j->last_ok || j->last.seq != seq ||
+	    strcmp(j->last.origin, origin) != 0)
+		return (-1);
+	*payload = j->out.data + j->last_at;
+	*len = j->last.len;
 	return (0);
 }
 
@@ -753,11 +771,13 @@ journal_write(struct journal *j)
 		(void)ftruncate(j->fd, j->written);
 		j->size = j->written;
 		j->out.size = 0;
+		j->last_ok = 0;
 		errno = saved;
 		return (-1);
 	}
 	j->written += j->out.size;
 	j->out.size = 0;
+	j->last_ok = 0;
 	logindex_flush(j->index, 0);
 	return (0);
 }

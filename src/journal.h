@@ -67,6 +67,12 @@ const char	*journal_damage(const struct journal *);
  */
 int		 journal_append(struct journal *, const struct nt_msg *,
 		    struct journal_rec *rec);
+/*
+ * The payload (msg_pack() form) of the record just appended, if it is
+ * origin's seq: 0, or -1.  Valid until the next append or write.
+ */
+int		 journal_last(const struct journal *, const char *origin,
+		    uint64_t seq, const char **payload, size_t *len);
 /* Write what was appended: 0, or -1 with errno (the turn is dropped). */
 int		 journal_write(struct journal *);
 /*

@@ -48,7 +48,10 @@ struct worker {
 
 /* A stored message waiting for its sync before anyone hears of it. */
 struct pending {
-	struct nt_msg	*m;		/* owned copy */
+	char		 origin[NT_ORIGIN_MAX + 1];
+	uint64_t	 seq;
+	char		*packed;	/* msg_pack() form, owned */
+	size_t		 plen;
 	uint64_t	 conn;		/* the ws connection to ack */
 	int		 ack;
 	int		 fresh;		/* newly stored: push it */
@@ -182,7 +185,7 @@ void	on_catchup_more(const msgpack_object *);
 void	on_link(const msgpack_object *);
 void	antientropy_cb(evutil_socket_t, short, void *);
 void	catchup_done(const char *, const struct nt_have *);
-void	replicate_queue(const struct nt_msg *);
+void	replicate_queue(const char *, uint64_t, const char *, size_t);
 void	replicate_flush(void);
 void	replicate_free(void);
 

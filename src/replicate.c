@@ -528,7 +528,8 @@ static struct chan_batch	 repl;
 static int			 repl_init;
 
 void
-replicate_queue(const struct nt_msg *m)
+replicate_queue(const char *origin, uint64_t seq, const char *packed,
+    size_t len)
 {
 	size_t	 i;
 
@@ -540,13 +541,13 @@ replicate_queue(const struct nt_msg *m)
 	}
 	if (repl.sb.size >= CHAN_BATCH_BYTES)
 		replicate_flush();
-	batch_add(&repl, m);
+	batch_add_raw(&repl, packed, len);
 	/* What went live need not go again in the next catch-up. */
 	for (i = 0; i < M.npeers; i++)
 		if (M.peers[i].view.up &&
 		    !stream_catchup_active(M.peers[i].view.id) &&
-		    have_get(&M.peers[i].sent, m->origin) + 1 == m->seq)
-			have_set(&M.peers[i].sent, m->origin, m->seq);
+		    have_get(&M.peers[i].sent, origin) + 1 == seq)
+			have_set(&M.peers[i].sent, origin, seq);
 }
 
 void

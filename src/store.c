@@ -230,6 +230,13 @@ store_append(struct store *s, const struct nt_msg *m)
 	return (1);
 }
 
+int
+store_last_packed(const struct store *s, const char *origin, uint64_t seq,
+    const char **packed, size_t *len)
+{
+	return (journal_last(s->journal, origin, seq, packed, len));
+}
+
 /* This turn's records, in one write(2).  0 or -1 (errno). */
 int
 store_write(struct store *s)

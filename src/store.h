@@ -65,6 +65,12 @@ const struct nt_msg *store_lookup(struct store *, const char *origin,
 		    uint64_t seq);
 const struct nt_msg *store_lookup_client_id(struct store *,
 		    const char *origin, const char *client_id);
+/*
+ * The msg_pack() form of the message store_append() just took, if it is
+ * origin's seq: 0 (valid until the next append or write), or -1.
+ */
+int		 store_last_packed(const struct store *, const char *origin,
+		    uint64_t seq, const char **packed, size_t *len);
 /* From now on only origin's client ids can be looked up (and cost room). */
 void		 store_cid_origin(struct store *, const char *origin);
 /*
