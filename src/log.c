@@ -264,19 +264,39 @@ log_syslog(int level, const char *line)
 	syslog(prio[level], "%s", line);
 }
 
-/* "2026-11-25T15:48:48.123Z ": a file has no journal to stamp it. */
+/*
+ * "2026-11-25T15:48:48.123Z ": a file has no journal to stamp it.  The
+ * date and time are formatted once a second (a chat's line is written
+ * thousands of times a second), the milliseconds each time.
+ */
 static int
 log_timestamp(char *buf, size_t len)
 {
+	/* Per thread: libnats' threads log too (nats_link.c). */
+	static __thread time_t	 sec = -1;
+	static __thread char	 date[32];
+	static __thread size_t	 dlen;
 	struct timespec	 ts;
 	struct tm	 tm;
-	size_t		 n;
+	long		 ms;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-	return ((int)n + snprintf(buf + n, len - n, ".%03ldZ ",
-	    ts.tv_nsec / 1000000));
+	if (ts.tv_sec != sec) {
+		gmtime_r(&ts.tv_sec, &tm);
+		dlen = strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+		sec = ts.tv_sec;
+	}
+	if (len < dlen + 7)
+		return (0);
+	memcpy(buf, date, dlen);
+	ms = ts.tv_nsec / 1000000;
+	buf[dlen] = '.';
+	buf[dlen + 1] = (char)('0' + ms / 100);
+	buf[dlen + 2] = (char)('0' + ms / 10 % 10);
+	buf[dlen + 3] = (char)('0' + ms % 10);
+	buf[dlen + 4] = 'Z';
+	buf[dlen + 5] = ' ';
+	return ((int)dlen + 6);
 }
 
 /*
@@ -296,9 +316,11 @@ log_emit(int level, const char *tag, const char *fmt, va_list ap, int err)
 	if (log_prio && !log_to_syslog)
 		len += snprintf(line + len, sizeof(line) - len, "<%d>",
 		    prio[level]);
-	if (level == LOG_LVL_INFO)
-		len += snprintf(line + len, sizeof(line) - len, "%s", log_node);
-	else
+	if (level == LOG_LVL_INFO) {
+		n = (int)strlen(log_node);	/* less than 64 */
+		memcpy(line + len, log_node, n);
+		len += n;
+	} else
 		len += snprintf(line + len, sizeof(line) - len, "%s%s: %s",
 		    log_node, log_proc, tag);
 	if (len < 0 || (size_t)len >= sizeof(line))
