@@ -105,9 +105,12 @@ exec 7>&-
 nt_bg "$T/proxy.log" "$NT_PYTHON" -u "$NT_TOOLS/faultproxy.py" \
     --route "cl=127.0.1.1:$P=$H:$P" --control "$T/px.control" \
     --state "$T/px.state" --lifetime 600
-wait_until 10 test -s "$T/px.state" ||
+# The proxy's first look at the (empty) control file is generation 1:
+# px's generations start after it, or the first px could see "gen 1" and
+# go on before the proxy applied what it asked.
+wait_until 10 grep -qx "gen 1" "$T/px.state" ||
     { cat "$T/proxy.log"; nt_fatal "the proxy did not start"; }
-PXGEN=0
+PXGEN=1
 # px [ROUTE MODE]: set the proxy, wait until it applied it.
 px() {
 	PXGEN=$((PXGEN + 1))

@@ -49,10 +49,12 @@ grep -q 'host = "127.0.3.1"' "$T/C.conf" || nt_fatal "could not write C.conf"
 nt_bg "$T/proxy.log" "$NT_PYTHON" -u "$NT_TOOLS/faultproxy.py" "${routes[@]}" \
     --control "$T/px.control" --state "$T/px.state" --lifetime 900
 proxy=$NT_BG_PID
-wait_until 10 test -s "$T/px.state" ||
+# The proxy's first look at the (empty) control file is generation 1:
+# px's generations start after it, or the first px could see "gen 1" and
+# go on before the proxy applied what it asked.
+wait_until 10 grep -qx "gen 1" "$T/px.state" ||
     { cat "$T/proxy.log"; nt_fatal "the proxy did not start"; }
-
-PXGEN=0
+PXGEN=1
 # px [ROUTE MODE]...: set the proxy (routes not named are up); wait until
 # it says it applied it.
 px() {
