@@ -105,6 +105,7 @@ static size_t	 origin_add(struct store *, const char *);
 static struct store_ent *ent_at(const struct store_origin *, uint64_t);
 static void	 cid_add(struct store *, uint64_t, uint64_t);
 static void	 cid_build(struct store *);
+static void	 cid_later(struct store *, uint64_t, uint64_t);
 static void	 store_reset(struct store *);
 
 /*
@@ -414,20 +415,23 @@ origin_add(struct store *s, const char *origin)
 void
 store_cid_origin(struct store *s, const char *origin)
 {
-	struct cid_slot	*old = s->cidtab;
-	size_t		 cap = s->cidcap, i, o;
+	size_t	 i, o;
 
 	free(s->cid_origin);
 	s->cid_origin = xstrdup(origin);
 	for (o = 0; o < s->norigins; o++)
 		s->origins[o].cids = strcmp(s->origins[o].name, origin) == 0;
+	/*
+	 * What the table holds goes in again with the rest; cid_build()
+	 * keeps origin's only, now rather than at the first chat.
+	 */
+	for (i = 0; i < s->cidcap; i++)
+		if (s->cidtab[i].hash != 0)
+			cid_later(s, s->cidtab[i].hash, s->cidtab[i].ref);
+	free(s->cidtab);
 	s->cidtab = NULL;
 	s->cidcap = s->ncid = 0;
-	for (i = 0; i < cap; i++)
-		if (old[i].hash != 0 && s->origins[old[i].ref >> 48].cids)
-			cid_add(s, old[i].hash, old[i].ref);
-	free(old);
-	cid_build(s);	/* now, rather than at the first chat */
+	cid_build(s);
 }
 
 static void
@@ -453,6 +457,20 @@ cid_resize(struct store *s, size_t cap)
 	free(s->cidtab);
 	s->cidtab = tab;
 	s->cidcap = cap;
+}
+
+/* An id for cid_build() to put in the table. */
+static void
+cid_later(struct store *s, uint64_t hash, uint64_t ref)
+{
+	if (s->ncidlater == s->cidlatercap) {
+		s->cidlatercap = s->cidlatercap == 0 ? 4096 :
+		    s->cidlatercap * 2;
+		s->cidlater = xreallocarray(s->cidlater, s->cidlatercap,
+		    sizeof(*s->cidlater));
+	}
+	s->cidlater[s->ncidlater].hash = hash;
+	s->cidlater[s->ncidlater++].ref = ref;
 }
 
 static size_t	 cid_sort_mask;	/* for qsort's comparison */
@@ -503,14 +521,7 @@ static void
 cid_add(struct store *s, uint64_t hash, uint64_t ref)
 {
 	if (s->replaying) {
-		if (s->ncidlater == s->cidlatercap) {
-			s->cidlatercap = s->cidlatercap == 0 ? 4096 :
-			    s->cidlatercap * 2;
-			s->cidlater = xreallocarray(s->cidlater,
-			    s->cidlatercap, sizeof(*s->cidlater));
-		}
-		s->cidlater[s->ncidlater].hash = hash;
-		s->cidlater[s->ncidlater++].ref = ref;
+		cid_later(s, hash, ref);
 		return;
 	}
 	cid_build(s);
