@@ -46,8 +46,7 @@ struct chan {
 	size_t			 backlog_max;	/* 0: no cap */
 	int			 stalled;	/* the cap was reached */
 	struct event		*ev_stall;	/* reports it from the loop */
-	msgpack_sbuffer		 q;		/* frames queued (chan_queue) */
-	size_t			 qn;
+	struct chan_batch	 q;		/* frames queued (chan_queue) */
 	struct event		*ev_flush;	/* sends them, next turn */
 };
 
@@ -61,11 +60,14 @@ static size_t	item_head(const unsigned char *, size_t, uint64_t *,
 		    uint64_t *);
 static int	chan_dispatch(struct chan *, const msgpack_object *);
 static int	chan_dispatch_batch(struct chan *, const msgpack_object *);
+static const msgpack_object *frame_get_n(const msgpack_object *, const char *,
+		    size_t);
 static void	chan_send_hello(struct chan *);
 static void	chan_write(struct bufferevent *, void *);
 static void	chan_stall_cb(evutil_socket_t, short, void *);
 static void	chan_flush_cb(evutil_socket_t, short, void *);
 static int	chan_flush(struct chan *);
+static void	frame_array_head(struct chan_frame *, const char *, size_t);
 static int	chan_put(struct chan *, const void *, size_t, const void *,
 		    size_t);
 
@@ -113,7 +115,7 @@ chan_destroy(struct chan *ch)
 {
 	chan_flush(ch);		/* into the output: it may still go out */
 	event_free(ch->ev_flush);
-	msgpack_sbuffer_destroy(&ch->q);
+	batch_clear(&ch->q);
 	event_free(ch->ev_stall);
 	bufferevent_free(ch->bev);
 	msgpack_unpacked_destroy(&ch->up);
@@ -181,11 +183,10 @@ chan_queue(struct chan *ch, struct chan_frame *f)
 		if ((rv = chan_flush(ch)) == 0)
 			rv = chan_put(ch, NULL, 0, f->sb.data, f->sb.size);
 	} else {
-		if (msgpack_sbuffer_write(&ch->q, f->sb.data, f->sb.size) != 0)
-			fatalx("chan_queue: out of memory");
-		if (ch->qn++ == 0)
+		if (ch->q.n == 0)
 			evtimer_add(ch->ev_flush, &tv);
-		if (ch->q.size >= CHAN_BATCH_BYTES)
+		batch_add_raw(&ch->q, f->sb.data, f->sb.size);
+		if (ch->q.sb.size >= CHAN_BATCH_BYTES)
 			rv = chan_flush(ch);
 	}
 	frame_release(f);
@@ -196,28 +197,23 @@ chan_queue(struct chan *ch, struct chan_frame *f)
 static int
 chan_flush(struct chan *ch)
 {
-	msgpack_sbuffer	 hsb;
-	msgpack_packer	 pk;
-	int		 rv;
+	struct chan_frame	 f;
+	int			 rv;
 
-	if (ch->qn == 0)
+	if (ch->q.n == 0)
 		return (0);
 	evtimer_del(ch->ev_flush);
-	if (ch->qn == 1)
-		rv = chan_put(ch, NULL, 0, ch->q.data, ch->q.size);
+	if (ch->q.n == 1)
+		rv = chan_put(ch, NULL, 0, ch->q.sb.data, ch->q.sb.size);
 	else {
-		msgpack_sbuffer_init(&hsb);
-		msgpack_packer_init(&pk, &hsb, msgpack_sbuffer_write);
-		msgpack_pack_map(&pk, 2);
-		msgpack_pack_str_with_body(&pk, "t", 1);
-		msgpack_pack_uint64(&pk, CH_BATCH);
-		msgpack_pack_str_with_body(&pk, "frames", 6);
-		msgpack_pack_array(&pk, ch->qn);
-		rv = chan_put(ch, hsb.data, hsb.size, ch->q.data, ch->q.size);
-		msgpack_sbuffer_destroy(&hsb);
+		/* The head here, the frames from the queue: no copy. */
+		frame_begin(&f, CH_BATCH, 1);
+		frame_array_head(&f, "frames", ch->q.n);
+		rv = chan_put(ch, f.sb.data, f.sb.size, ch->q.sb.data,
+		    ch->q.sb.size);
+		frame_release(&f);
 	}
-	ch->q.size = 0;
-	ch->qn = 0;
+	batch_reset(&ch->q);
 	return (rv);
 }
 
@@ -231,7 +227,7 @@ size_t
 chan_pending(const struct chan *ch)
 {
 	return (evbuffer_get_length(bufferevent_get_output(ch->bev)) +
-	    ch->q.size);
+	    ch->q.sb.size);
 }
 
 void
@@ -528,8 +524,9 @@ chan_lose(struct chan *ch, const char *why)
  * key missing or of the wrong type ends the link like any bad frame.
  * Fields are "key:T", T one of u (unsigned), i (integer), s (string),
  * b (bool), m (message map), h (have map), v (array: its items are for
- * the handler to check); a trailing '?' marks a key that may be absent.  Keys not listed are
- * allowed, so a field can be added before its reader knows it.
+ * the handler to check); a trailing '?' marks a key that may be absent.
+ * Keys not listed are allowed, so a field can be added before its reader
+ * knows it.
  */
 static const struct chan_schema {
 	int		 type;
@@ -664,7 +661,7 @@ frame_keys_check(const msgpack_object *o, char **cause)
 	return (0);
 }
 
-/* The value under the key of len bytes at key, or NULL. */
+/* The value under the key of len bytes at key in a map, or NULL. */
 static const msgpack_object *
 frame_get_n(const msgpack_object *map, const char *key, size_t len)
 {
@@ -838,8 +835,7 @@ frame_strv(struct chan_frame *f, const char *key, const char **v, size_t n)
 {
 	size_t	 i;
 
-	pack_cstr(&f->pk, key);
-	msgpack_pack_array(&f->pk, n);
+	frame_array_head(f, key, n);
 	for (i = 0; i < n; i++)
 		pack_cstr(&f->pk, v[i]);
 }
@@ -849,8 +845,7 @@ frame_u64v(struct chan_frame *f, const char *key, const uint64_t *v, size_t n)
 {
 	size_t	 i;
 
-	pack_cstr(&f->pk, key);
-	msgpack_pack_array(&f->pk, n);
+	frame_array_head(f, key, n);
 	for (i = 0; i < n; i++)
 		msgpack_pack_uint64(&f->pk, v[i]);
 }
@@ -861,8 +856,7 @@ frame_boolv(struct chan_frame *f, const char *key, const unsigned char *v,
 {
 	size_t	 i;
 
-	pack_cstr(&f->pk, key);
-	msgpack_pack_array(&f->pk, n);
+	frame_array_head(f, key, n);
 	for (i = 0; i < n; i++) {
 		if (v[i])
 			msgpack_pack_true(&f->pk);
@@ -871,12 +865,19 @@ frame_boolv(struct chan_frame *f, const char *key, const unsigned char *v,
 	}
 }
 
+/* A frame field that is an array of n items, which follow. */
+static void
+frame_array_head(struct chan_frame *f, const char *key, size_t n)
+{
+	pack_cstr(&f->pk, key);
+	msgpack_pack_array(&f->pk, n);
+}
+
 /* A frame field holding every message of a batch, as an array. */
 void
 frame_batch(struct chan_frame *f, const char *key, const struct chan_batch *b)
 {
-	pack_cstr(&f->pk, key);
-	msgpack_pack_array(&f->pk, b->n);
+	frame_array_head(f, key, b->n);
 	if (b->sb.size > 0)
 		msgpack_sbuffer_write(&f->sb, b->sb.data, b->sb.size);
 }
@@ -896,7 +897,10 @@ batch_add(struct chan_batch *b, const struct nt_msg *m)
 	b->n++;
 }
 
-/* A message already in msg_pack() form: a log record's payload. */
+/*
+ * A message (or a frame) already in msgpack form: a log record's payload.
+ * A batch all zeros takes these without batch_init().
+ */
 void
 batch_add_raw(struct chan_batch *b, const char *packed, size_t len)
 {
@@ -912,11 +916,12 @@ batch_reset(struct chan_batch *b)
 	b->n = 0;
 }
 
+/* Free the buffer: the batch is all zeros again. */
 void
 batch_clear(struct chan_batch *b)
 {
 	msgpack_sbuffer_destroy(&b->sb);
-	b->n = 0;
+	memset(b, 0, sizeof(*b));
 }
 
 /* msgpack form of a message: also the payload of a log record. */
@@ -949,26 +954,12 @@ msg_pack(msgpack_packer *pk, const struct nt_msg *m)
 
 /* Decoding. */
 
-static int
-obj_streq(const msgpack_object *o, const char *s)
-{
-	size_t	 len = strlen(s);
-
-	return (o->type == MSGPACK_OBJECT_STR && o->via.str.size == len &&
-	    memcmp(o->via.str.ptr, s, len) == 0);
-}
-
 const msgpack_object *
 frame_get(const msgpack_object *map, const char *key)
 {
-	uint32_t	 i;
-
 	if (map->type != MSGPACK_OBJECT_MAP)
 		return (NULL);
-	for (i = 0; i < map->via.map.size; i++)
-		if (obj_streq(&map->via.map.ptr[i].key, key))
-			return (&map->via.map.ptr[i].val);
-	return (NULL);
+	return (frame_get_n(map, key, strlen(key)));
 }
 
 int

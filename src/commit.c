@@ -27,25 +27,22 @@
 #define RECOVERING_TEXT	"this node may have lost messages of its own and " \
 	"waits to hear what its peers hold; retry shortly"
 
-static int	commit_write(void);
+static void	commit_write(void);
 static void	commit_advance(void);
 static void	commit_release(size_t);
 
+/* One ack, apart from a release (the NATS engine's). */
 void
-send_msg_frame(struct worker *w, enum chan_type type, int with_conn,
-    uint64_t conn, const char *peer, const struct nt_msg *m)
+send_ack(uint64_t conn, const struct nt_msg *m)
 {
 	struct chan_frame	 f;
 
-	if (w->ch == NULL || !w->hello)
+	if (M.ws.ch == NULL || !M.ws.hello)
 		return;
-	frame_begin(&f, type, 1 + (with_conn ? 1 : 0) + (peer ? 1 : 0));
-	if (with_conn)
-		frame_u64(&f, "conn", conn);
-	if (peer != NULL)
-		frame_str(&f, "peer", peer);
+	frame_begin(&f, CH_ACK, 2);
+	frame_u64(&f, "conn", conn);
 	frame_msg(&f, "msg", m);
-	chan_send(w->ch, &f);
+	chan_send(M.ws.ch, &f);
 }
 
 static void
@@ -499,8 +496,7 @@ void
 commit_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	M.sync_armed = 0;
-	if (commit_write() == 0)
-		commit_advance();
+	commit_write();
 }
 
 /* The end of this turn, when the frames at hand have been handled. */
@@ -516,17 +512,18 @@ commit_schedule(void)
 }
 
 /*
- * The turn's records in one write(2).  A failed write drops the turn's
- * records (journal.c): what was pending can never be made durable, so the
- * node stops rather than acknowledge it.
+ * The turn's records in one write(2), then on towards durable
+ * (commit_advance).  A failed write drops the turn's records (journal.c):
+ * what was pending can never be made durable, so the node stops rather
+ * than acknowledge it.
  */
-static int
+static void
 commit_write(void)
 {
 	if (store_write(M.store) == -1)
 		fatal("%s: write", store_path(M.store));
 	M.npend_written = M.npend;
-	return (0);
+	commit_advance();
 }
 
 /*
@@ -573,8 +570,7 @@ commit_synced(int error, int64_t took_us, void *arg)
 	M.npend_syncing = 0;
 	commit_release(n);
 	/* What this turn appended so far goes into the next sync too. */
-	if (commit_write() == 0)
-		commit_advance();
+	commit_write();
 }
 
 /*
@@ -584,15 +580,15 @@ commit_synced(int error, int64_t took_us, void *arg)
 void
 commit_drain(void)
 {
-	if (commit_write() == 0)
-		commit_advance();
+	commit_write();
 	while (syncer_busy(M.syncer))
 		syncer_wait(M.syncer);
 }
 
 /*
  * What one sync released, for the ws worker: one CH_RELEASE frame rather
- * than an ack and a push frame per message.
+ * than an ack and a push frame per message.  msgs takes the pending
+ * messages' bytes as they are (batch_add_raw: no batch_init needed).
  */
 static struct {
 	struct chan_batch	 msgs;
@@ -637,8 +633,7 @@ release_add(const struct pending *p, uint64_t ack_conn, int push)
 void
 release_free(void)
 {
-	if (rel.cap > 0)
-		batch_clear(&rel.msgs);
+	batch_clear(&rel.msgs);
 	free(rel.acks);
 	free(rel.push);
 	memset(&rel, 0, sizeof(rel));
@@ -653,8 +648,6 @@ commit_release(size_t n)
 	int64_t		 now;
 
 	now = mono_us();
-	if (rel.cap == 0)
-		batch_init(&rel.msgs);
 	for (i = 0; i < n; i++) {
 		p = M.pend[i];
 		/* Readers (history, catch-up) may see it from now on. */

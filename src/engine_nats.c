@@ -184,7 +184,7 @@ chats_release(void)
 		if (c->state == CHAT_FAILED)
 			send_fail(c->conn, c->message);
 		else if ((m = chat_ready(c, &tmp)) != NULL)
-			send_msg_frame(&M.ws, CH_ACK, 1, c->conn, NULL, m);
+			send_ack(c->conn, m);
 		else {
 			held = xreallocarray(held, nheld + 1, sizeof(*held));
 			held[nheld++] = c->conn;

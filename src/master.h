@@ -139,8 +139,7 @@ extern struct master	 M;
 void	send_cluster(void);
 
 /* commit.c */
-void	send_msg_frame(struct worker *, enum chan_type, int, uint64_t,
-	    const char *, const struct nt_msg *);
+void	send_ack(uint64_t, const struct nt_msg *);
 int	pending_has(const struct nt_msg *);
 void	pending_add(const struct nt_msg *, int, uint64_t, int, int);
 void	pending_unparked(const struct nt_msg *);

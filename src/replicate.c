@@ -524,8 +524,7 @@ catchup_done(const char *peer, const struct nt_have *sent)
  * catch-up is done, while a running catch-up sends them in its turn.  All
  * a sync released goes in one CH_REPLICATE frame (replicate_flush).
  */
-static struct chan_batch	 repl;
-static int			 repl_init;
+static struct chan_batch	 repl;	/* batch_add_raw() only: no init */
 
 void
 replicate_queue(const char *origin, uint64_t seq, const char *packed,
@@ -535,10 +534,6 @@ replicate_queue(const char *origin, uint64_t seq, const char *packed,
 
 	if (M.peer.ch == NULL || !M.peer.hello)
 		return;
-	if (!repl_init) {
-		batch_init(&repl);
-		repl_init = 1;
-	}
 	if (repl.sb.size >= CHAN_BATCH_BYTES)
 		replicate_flush();
 	batch_add_raw(&repl, packed, len);
@@ -557,7 +552,7 @@ replicate_flush(void)
 	const char		**except;
 	size_t			 n;
 
-	if (!repl_init || repl.n == 0)
+	if (repl.n == 0)
 		return;
 	if (M.peer.ch != NULL && M.peer.hello) {
 		except = xcalloc(M.npeers + 1, sizeof(*except));
@@ -577,9 +572,7 @@ replicate_flush(void)
 void
 replicate_free(void)
 {
-	if (repl_init)
-		batch_clear(&repl);
-	repl_init = 0;
+	batch_clear(&repl);
 }
 
 void
